@@ -1,0 +1,161 @@
+/// Checks MessagePack bytes against ``MessagePackLimits`` before msgpack-c sees them.
+///
+/// msgpack-c's unpacker allocates an array's or a map's storage from the count in
+/// its header, before the elements arrive: five bytes claiming 2^32 elements would
+/// ask for 96 GiB. It also stops at 32 nested containers. So the decoder walks the
+/// value's headers first — no values are built here — and hands msgpack-c only
+/// bytes whose every count and length is backed by the bytes that follow.
+struct _Scanner {
+    enum Result {
+        /// A whole value spans the first `length` bytes.
+        case complete(length: Int)
+        /// The bytes end inside a value (a stream needs more).
+        case incomplete(needed: String)
+    }
+
+    let limits: MessagePackLimits
+
+    /// Scans the first value of `bytes`.
+    /// - Throws: `DecodingError.dataCorrupted` for a length over a limit, a reserved
+    ///   byte, or nesting deeper than `limits.maxDepth`. A count that the remaining
+    ///   bytes cannot hold is `.incomplete`, which a one-shot decode reports as truncation.
+    func scan(_ bytes: UnsafeRawBufferPointer) throws(DecodingError) -> Result {
+        let end = bytes.count
+        let maxDepth = min(limits.maxDepth, MessagePackLimits.unpackerStackSize)
+        var pos = 0
+        // Items still to come in each open container (a map's pairs count twice).
+        var open: [Int] = []
+
+        @inline(__always) func byte(_ at: Int) -> Int { Int(bytes[at]) }
+        @inline(__always) func bigEndian(_ at: Int, _ width: Int) -> Int {
+            var value = 0
+            for i in 0..<width { value = value << 8 | byte(at + i) }
+            return value
+        }
+
+        while true {
+            guard pos < end else { return .incomplete(needed: "a value at offset \(pos)") }
+            let lead = byte(pos)
+            let start = pos
+            var containerItems = -1  // >= 0 when this value opens a container
+            var kind = "array"
+
+            switch lead {
+            case 0x00...0x7f, 0xe0...0xff, 0xc0, 0xc2, 0xc3:
+                pos += 1
+            case 0xc1:
+                throw corrupted("byte 0xc1 at offset \(pos) is never used in MessagePack")
+            case 0xcc, 0xd0: pos += 2
+            case 0xcd, 0xd1: pos += 3
+            case 0xca, 0xce, 0xd2: pos += 5
+            case 0xcb, 0xcf, 0xd3: pos += 9
+            case 0xa0...0xbf, 0xd9, 0xda, 0xdb:
+                guard let (header, length) = lengthField(lead: lead, fix: lead & 0x1f, base: 0xd9, at: pos) else {
+                    return .incomplete(needed: "the length of the value at offset \(start)")
+                }
+                guard length <= limits.maxStringLength else {
+                    throw corrupted("a string of \(length) bytes at offset \(pos) is over the limit of \(limits.maxStringLength)")
+                }
+                pos += header + length
+            case 0xc4, 0xc5, 0xc6:
+                guard let (header, length) = lengthField(lead: lead, fix: nil, base: 0xc4, at: pos) else {
+                    return .incomplete(needed: "the length of the value at offset \(start)")
+                }
+                guard length <= limits.maxBinaryLength else {
+                    throw corrupted("a binary of \(length) bytes at offset \(pos) is over the limit of \(limits.maxBinaryLength)")
+                }
+                pos += header + length
+            case 0xd4...0xd8:
+                pos += 2 + (1 << (lead - 0xd4))
+            case 0xc7, 0xc8, 0xc9:
+                guard let (header, length) = lengthField(lead: lead, fix: nil, base: 0xc7, at: pos) else {
+                    return .incomplete(needed: "the length of the value at offset \(start)")
+                }
+                guard length <= limits.maxBinaryLength else {
+                    throw corrupted("an extension of \(length) bytes at offset \(pos) is over the limit of \(limits.maxBinaryLength)")
+                }
+                pos += header + 1 + length
+            case 0x90...0x9f, 0xdc, 0xdd:
+                guard let (header, count) = lengthField(lead: lead, fix: lead & 0x0f, base: 0xdc - 1, at: pos) else {
+                    return .incomplete(needed: "the length of the value at offset \(start)")
+                }
+                pos += header
+                containerItems = count
+            case 0x80...0x8f, 0xde, 0xdf:
+                guard let (header, count) = lengthField(lead: lead, fix: lead & 0x0f, base: 0xde - 1, at: pos) else {
+                    return .incomplete(needed: "the length of the value at offset \(start)")
+                }
+                pos += header
+                containerItems = count * 2
+                kind = "map"
+            default:
+                throw corrupted("byte \(lead) at offset \(pos) is not MessagePack")  // unreachable: every byte is covered above
+            }
+            guard pos <= end else {
+                return .incomplete(needed: "\(pos - end) more bytes for the value at offset \(start)")
+            }
+
+            if containerItems >= 0 {
+                let elements = kind == "map" ? containerItems / 2 : containerItems
+                guard elements <= limits.maxContainerLength else {
+                    throw corrupted("a \(kind) of \(elements) elements is over the limit of \(limits.maxContainerLength)")
+                }
+                guard open.count < maxDepth else {
+                    throw corrupted("containers nested deeper than \(maxDepth) levels (at offset \(pos))")
+                }
+                // Every item takes at least one byte: a count the rest of the input
+                // cannot hold is refused here, before anything is allocated for it.
+                guard containerItems <= end - pos else {
+                    return .incomplete(needed: "a \(kind) of \(elements) elements, but only \(end - pos) bytes follow its header")
+                }
+                if containerItems > 0 {
+                    open.append(containerItems)
+                    continue
+                }
+            }
+            // A value is complete: it fills one item of each container it closes.
+            while let last = open.indices.last {
+                open[last] -= 1
+                if open[last] > 0 { break }
+                open.removeLast()
+            }
+            if open.isEmpty { return .complete(length: pos) }
+        }
+
+        /// The header size and the length/count for a str/bin/ext/array/map lead byte.
+        /// `fix` is the length held in a fix-format lead byte; `base` is the lead byte
+        /// of the 8-bit form (for array/map, one below the 16-bit form, which has no 8-bit form).
+        /// `nil` when the input ends inside the length field.
+        func lengthField(lead: Int, fix: Int?, base: Int, at start: Int) -> (header: Int, length: Int)? {
+            if let fix, lead < 0xc0 { return (1, fix) }
+            let width = 1 << (lead - base)  // 1, 2 or 4 bytes of length
+            guard start + 1 + width <= end else { return nil }
+            return (1 + width, bigEndian(start + 1, width))
+        }
+    }
+
+    func corrupted(_ message: String) -> DecodingError {
+        DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "Invalid MessagePack: \(message)."))
+    }
+
+    static func truncated(_ what: String) -> DecodingError {
+        DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "Truncated MessagePack: the input ends before \(what)."))
+    }
+
+    /// Scans a whole input that must hold exactly one value.
+    /// - Throws: `DecodingError.dataCorrupted` for invalid or truncated bytes, a limit
+    ///   exceeded, or bytes left over after the value.
+    func scanWhole(_ bytes: UnsafeRawBufferPointer) throws(DecodingError) {
+        guard bytes.count <= limits.maxInputLength else {
+            throw corrupted("an input of \(bytes.count) bytes is over the limit of \(limits.maxInputLength)")
+        }
+        switch try scan(bytes) {
+        case .incomplete(let needed):
+            throw Self.truncated(needed)
+        case .complete(let length) where length < bytes.count:
+            throw corrupted("\(bytes.count - length) bytes follow the value, which ends at offset \(length)")
+        case .complete:
+            return
+        }
+    }
+}

@@ -1,0 +1,306 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMsgPack
+
+/// What the two keyed containers share: how to find a key's object. The decode
+/// methods are written once, in the extension below.
+protocol _KeyedLookup: KeyedDecodingContainerProtocol {
+    var decoder: _MessagePackDecoder { get }
+    var path: _CodingPathNode { get }
+    /// The object for `key` (consumed, for a positional container), or `nil`.
+    func take(_ key: Key) -> msgpack_object?
+    /// The object of the `super` key (or the next field, for a positional container).
+    func takeSuper() -> msgpack_object?
+}
+
+extension _KeyedLookup {
+    var codingPath: [any CodingKey] { path.path }
+
+    @inline(__always) func required(_ key: Key) throws(DecodingError) -> msgpack_object {
+        guard let object = take(key) else {
+            throw DecodingError.keyNotFound(key, .init(
+                codingPath: path.path,
+                debugDescription: "No value for key \"\(key.stringValue)\" (at \(_render(path.appending(key).path)))."))
+        }
+        return object
+    }
+
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try decoder.bool(required(key), path.appending(key)) }
+    func decode(_ type: String.Type, forKey key: Key) throws -> String { try decoder.string(required(key), path.appending(key)) }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try decoder.double(required(key), path.appending(key)) }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try decoder.float(required(key), path.appending(key)) }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try integer(key) }
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try integer(key) }
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try integer(key) }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try integer(key) }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try integer(key) }
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try integer(key) }
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try integer(key) }
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try integer(key) }
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try integer(key) }
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try integer(key) }
+
+    private func integer<T: FixedWidthInteger>(_ key: Key) throws(DecodingError) -> T {
+        try decoder.integer(T.self, required(key), path.appending(key))
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+        try decoder.decodeValue(type, from: required(key), path: path.appending(key))
+    }
+
+    // One lookup for "absent or nil, else decode" (the default would look up three times).
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard let object = take(key), object.type != MSGPACK_OBJECT_NIL else { return nil }
+        return try decoder.decodeValue(type, from: object, path: path.appending(key))
+    }
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try present(type, key) }
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try present(type, key) }
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try present(type, key) }
+    func decodeIfPresent(_ type: Float.Type, forKey key: Key) throws -> Float? { try present(type, key) }
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try present(type, key) }
+    func decodeIfPresent(_ type: Int8.Type, forKey key: Key) throws -> Int8? { try present(type, key) }
+    func decodeIfPresent(_ type: Int16.Type, forKey key: Key) throws -> Int16? { try present(type, key) }
+    func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? { try present(type, key) }
+    func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? { try present(type, key) }
+    func decodeIfPresent(_ type: UInt.Type, forKey key: Key) throws -> UInt? { try present(type, key) }
+    func decodeIfPresent(_ type: UInt8.Type, forKey key: Key) throws -> UInt8? { try present(type, key) }
+    func decodeIfPresent(_ type: UInt16.Type, forKey key: Key) throws -> UInt16? { try present(type, key) }
+    func decodeIfPresent(_ type: UInt32.Type, forKey key: Key) throws -> UInt32? { try present(type, key) }
+    func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? { try present(type, key) }
+
+    private func present<T: Decodable>(_ type: T.Type, _ key: Key) throws -> T? {
+        guard let object = take(key), object.type != MSGPACK_OBJECT_NIL else { return nil }
+        return try decoder.decodeValue(type, from: object, path: path.appending(key))
+    }
+
+    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
+        try decoder.keyedContainer(required(key), path.appending(key))
+    }
+
+    func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
+        try decoder.unkeyedContainer(required(key), path.appending(key))
+    }
+
+    /// An absent `super` gives a decoder of nil, whose containers then report what is missing.
+    func superDecoder() throws -> any Decoder {
+        decoder.child(at: takeSuper() ?? msgpack_object(type: MSGPACK_OBJECT_NIL, via: .init()), path: path.appending(_MessagePackKey.super))
+    }
+
+    func superDecoder(forKey key: Key) throws -> any Decoder {
+        decoder.child(at: try required(key), path: path.appending(key))
+    }
+}
+
+/// A keyed container over a map.
+struct _KeyedDecodingContainer<Key: CodingKey>: _KeyedLookup {
+    let decoder: _MessagePackDecoder
+    let map: msgpack_object_map
+    let path: _CodingPathNode
+
+    init(decoder: _MessagePackDecoder, map: msgpack_object_map, path: _CodingPathNode) {
+        self.decoder = decoder
+        self.map = map
+        self.path = path
+    }
+
+    var allKeys: [Key] {
+        (0..<Int(map.size)).compactMap { index in
+            let key = map.ptr[index].key
+            switch key.type {
+            case MSGPACK_OBJECT_STR: return (try? _string(key, codingPath: [])).flatMap { Key(stringValue: $0) }
+            case MSGPACK_OBJECT_POSITIVE_INTEGER: return Int(exactly: key.via.u64).flatMap { Key(intValue: $0) }
+            case MSGPACK_OBJECT_NEGATIVE_INTEGER: return Int(exactly: key.via.i64).flatMap { Key(intValue: $0) }
+            default: return nil
+            }
+        }
+    }
+
+    func contains(_ key: Key) -> Bool { take(key) != nil }
+
+    func decodeNil(forKey key: Key) throws -> Bool {
+        try required(key).type == MSGPACK_OBJECT_NIL
+    }
+
+    func takeSuper() -> msgpack_object? { take(name: "super") }
+
+    func take(_ key: Key) -> msgpack_object? {
+        if let found = take(name: key.stringValue) { return found }
+        guard let int = key.intValue, let entries = map.ptr else { return nil }
+        for index in 0..<Int(map.size) {
+            let candidate = entries[index].key
+            if candidate.type == MSGPACK_OBJECT_POSITIVE_INTEGER && int >= 0 && candidate.via.u64 == UInt64(int)
+                || candidate.type == MSGPACK_OBJECT_NEGATIVE_INTEGER && candidate.via.i64 == Int64(int) {
+                return entries[index].val
+            }
+        }
+        return nil
+    }
+
+    /// Finds a string key. The search starts after the last key found in this map,
+    /// so fields read in the order they were written are found at the first look.
+    /// (`take(_:)` then tries an integer key equal to the key's `intValue`.)
+    private func take(name: String) -> msgpack_object? {
+        let count = Int(map.size)
+        guard count > 0, let entries = map.ptr else { return nil }
+        var index = decoder.hint.map == entries ? decoder.hint.index + 1 : 0
+        var name = name
+        let found: Int? = name.withUTF8 { utf8 in
+            for _ in 0..<count {
+                if index == count { index = 0 }
+                let candidate = entries[index].key
+                if candidate.type == MSGPACK_OBJECT_STR, Int(candidate.via.str.size) == utf8.count,
+                   utf8.count == 0 || memcmp(candidate.via.str.ptr, utf8.baseAddress!, utf8.count) == 0 {
+                    return index
+                }
+                index += 1
+            }
+            return nil
+        }
+        guard let found else { return nil }
+        decoder.hint = (entries, found)
+        return entries[found].val
+    }
+}
+
+/// A keyed container over an array: a struct written as its fields in order.
+/// Fields are taken in the order they are asked for, as synthesized `init(from:)` asks.
+struct _PositionalDecodingContainer<Key: CodingKey>: _KeyedLookup {
+    final class Cursor { var next = 0 }
+
+    let decoder: _MessagePackDecoder
+    let array: msgpack_object_array
+    let path: _CodingPathNode
+    let cursor = Cursor()
+
+    var allKeys: [Key] { [] }
+
+    func contains(_ key: Key) -> Bool { cursor.next < Int(array.size) }
+
+    func takeSuper() -> msgpack_object? { takeNext() }
+
+    func take(_ key: Key) -> msgpack_object? { takeNext() }
+
+    private func takeNext() -> msgpack_object? {
+        guard cursor.next < Int(array.size) else { return nil }
+        defer { cursor.next += 1 }
+        return array.ptr[cursor.next]
+    }
+
+    /// Like an unkeyed container: a nil is consumed, anything else is left for `decode`.
+    func decodeNil(forKey key: Key) throws -> Bool {
+        guard cursor.next < Int(array.size) else { _ = try required(key); return false }
+        guard array.ptr[cursor.next].type == MSGPACK_OBJECT_NIL else { return false }
+        cursor.next += 1
+        return true
+    }
+}
+
+/// An unkeyed container over an array.
+struct _UnkeyedDecodingContainer: UnkeyedDecodingContainer {
+    let decoder: _MessagePackDecoder
+    let array: msgpack_object_array
+    let path: _CodingPathNode
+    private(set) var currentIndex = 0
+
+    init(decoder: _MessagePackDecoder, array: msgpack_object_array, path: _CodingPathNode) {
+        self.decoder = decoder
+        self.array = array
+        self.path = path
+    }
+
+    var codingPath: [any CodingKey] { path.path }
+    var count: Int? { Int(array.size) }
+    var isAtEnd: Bool { currentIndex >= Int(array.size) }
+
+    private var elementPath: _CodingPathNode { path.appending(_MessagePackKey(index: currentIndex)) }
+
+    private mutating func next<T>(_ type: T.Type) throws(DecodingError) -> msgpack_object {
+        guard !isAtEnd else {
+            throw DecodingError.valueNotFound(type, .init(
+                codingPath: elementPath.path,
+                debugDescription: "Unkeyed container is at end: the array has \(array.size) elements (at \(_render(path.path)))."))
+        }
+        defer { currentIndex += 1 }
+        return array.ptr[currentIndex]
+    }
+
+    mutating func decodeNil() throws -> Bool {
+        guard !isAtEnd, array.ptr[currentIndex].type == MSGPACK_OBJECT_NIL else { return false }
+        currentIndex += 1
+        return true
+    }
+
+    mutating func decode(_ type: Bool.Type) throws -> Bool { let p = elementPath; return try decoder.bool(next(type), p) }
+    mutating func decode(_ type: String.Type) throws -> String { let p = elementPath; return try decoder.string(next(type), p) }
+    mutating func decode(_ type: Double.Type) throws -> Double { let p = elementPath; return try decoder.double(next(type), p) }
+    mutating func decode(_ type: Float.Type) throws -> Float { let p = elementPath; return try decoder.float(next(type), p) }
+    mutating func decode(_ type: Int.Type) throws -> Int { try integer() }
+    mutating func decode(_ type: Int8.Type) throws -> Int8 { try integer() }
+    mutating func decode(_ type: Int16.Type) throws -> Int16 { try integer() }
+    mutating func decode(_ type: Int32.Type) throws -> Int32 { try integer() }
+    mutating func decode(_ type: Int64.Type) throws -> Int64 { try integer() }
+    mutating func decode(_ type: UInt.Type) throws -> UInt { try integer() }
+    mutating func decode(_ type: UInt8.Type) throws -> UInt8 { try integer() }
+    mutating func decode(_ type: UInt16.Type) throws -> UInt16 { try integer() }
+    mutating func decode(_ type: UInt32.Type) throws -> UInt32 { try integer() }
+    mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try integer() }
+
+    private mutating func integer<T: FixedWidthInteger>() throws(DecodingError) -> T {
+        let p = elementPath
+        return try decoder.integer(T.self, next(T.self), p)
+    }
+
+    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let p = elementPath
+        return try decoder.decodeValue(type, from: next(type), path: p)
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+        let p = elementPath
+        return try decoder.keyedContainer(next([String: Int].self), p)
+    }
+
+    mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        let p = elementPath
+        return try decoder.unkeyedContainer(next([Int].self), p)
+    }
+
+    mutating func superDecoder() throws -> any Decoder {
+        let p = elementPath
+        return decoder.child(at: try next(Int.self), path: p)
+    }
+}
+
+/// The single-value container of the current object.
+struct _SingleValueDecodingContainer: SingleValueDecodingContainer {
+    let decoder: _MessagePackDecoder
+    let object: msgpack_object
+    let path: _CodingPathNode
+
+    var codingPath: [any CodingKey] { path.path }
+
+    func decodeNil() -> Bool { object.type == MSGPACK_OBJECT_NIL }
+    func decode(_ type: Bool.Type) throws -> Bool { try decoder.bool(object, path) }
+    func decode(_ type: String.Type) throws -> String { try decoder.string(object, path) }
+    func decode(_ type: Double.Type) throws -> Double { try decoder.double(object, path) }
+    func decode(_ type: Float.Type) throws -> Float { try decoder.float(object, path) }
+    func decode(_ type: Int.Type) throws -> Int { try decoder.integer(type, object, path) }
+    func decode(_ type: Int8.Type) throws -> Int8 { try decoder.integer(type, object, path) }
+    func decode(_ type: Int16.Type) throws -> Int16 { try decoder.integer(type, object, path) }
+    func decode(_ type: Int32.Type) throws -> Int32 { try decoder.integer(type, object, path) }
+    func decode(_ type: Int64.Type) throws -> Int64 { try decoder.integer(type, object, path) }
+    func decode(_ type: UInt.Type) throws -> UInt { try decoder.integer(type, object, path) }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try decoder.integer(type, object, path) }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try decoder.integer(type, object, path) }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try decoder.integer(type, object, path) }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try decoder.integer(type, object, path) }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T { try decoder.decodeValue(type, from: object, path: path) }
+}
+
+extension _MessagePackDecoder {
+    /// A decoder standing at another object (for nested containers and super decoders).
+    func child(at object: msgpack_object, path: _CodingPathNode) -> _MessagePackDecoder {
+        _MessagePackDecoder(options: options, root: object, path: path)
+    }
+}

@@ -1,0 +1,188 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import CMsgPack
+
+/// The decoder behind one `MessagePackDecoder.decode` call.
+///
+/// msgpack-c has already parsed the bytes into its object tree (the "index" that
+/// swift-foundation's JSON decoder builds by scanning); this object walks it,
+/// standing for the value being decoded (`current`) and moving down and back up,
+/// so a nested value costs no decoder object of its own.
+final class _MessagePackDecoder: Decoder {
+    let options: MessagePackDecoder.Options
+    private(set) var current: msgpack_object
+    private(set) var path: _CodingPathNode = .root
+    /// Where the last key was found, so fields read in order are found at once.
+    var hint: (map: UnsafeMutablePointer<msgpack_object_kv>?, index: Int) = (nil, 0)
+
+    init(options: MessagePackDecoder.Options, root: msgpack_object, path: _CodingPathNode = .root) {
+        self.options = options
+        self.current = root
+        self.path = path
+    }
+
+    var codingPath: [any CodingKey] { path.path }
+    var userInfo: [CodingUserInfoKey: Any] { options.userInfo }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        try keyedContainer(current, path)
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        try unkeyedContainer(current, path)
+    }
+
+    func keyedContainer<Key: CodingKey>(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> KeyedDecodingContainer<Key> {
+        switch object.type {
+        case MSGPACK_OBJECT_MAP:
+            return KeyedDecodingContainer(_KeyedDecodingContainer<Key>(decoder: self, map: object.via.map, path: path))
+        case MSGPACK_OBJECT_ARRAY:
+            // A struct written as an array of its fields.
+            return KeyedDecodingContainer(_PositionalDecodingContainer<Key>(decoder: self, array: object.via.array, path: path))
+        default:
+            throw mismatch([String: Int].self, object, path, expected: "a map")
+        }
+    }
+
+    func unkeyedContainer(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> _UnkeyedDecodingContainer {
+        guard object.type == MSGPACK_OBJECT_ARRAY else { throw mismatch([Int].self, object, path, expected: "an array") }
+        return _UnkeyedDecodingContainer(decoder: self, array: object.via.array, path: path)
+    }
+
+    func singleValueContainer() throws -> any SingleValueDecodingContainer {
+        _SingleValueDecodingContainer(decoder: self, object: current, path: path)
+    }
+
+    // MARK: Values
+
+    /// Decodes a `T` from one object of the tree.
+    func decodeValue<T: Decodable>(_ type: T.Type, from object: msgpack_object, path: @autoclosure () -> _CodingPathNode) throws -> T {
+        // Types MessagePack has a format for, checked by metatype (no dynamic cast).
+        if T.self == Int.self { return _cast(try integer(Int.self, object, path()), T.self) }
+        if T.self == String.self { return _cast(try string(object, path()), T.self) }
+        if T.self == Double.self { return _cast(try double(object, path()), T.self) }
+        if T.self == Bool.self { return _cast(try bool(object, path()), T.self) }
+        if T.self == Date.self { return _cast(try date(object, path()), T.self) }
+        if T.self == Data.self { return _cast(Data(try binary(object, path())), T.self) }
+        if T.self == [UInt8].self, object.type == MSGPACK_OBJECT_BIN { return _cast(try binary(object, path()), T.self) }
+        // Other scalars, Foundation types, optionals, arrays and dictionaries: one dynamic cast.
+        if let special = T.self as? any _MessagePackDecodeSpecially.Type {
+            func open<S: _MessagePackDecodeSpecially>(_: S.Type) throws -> T {
+                _cast(try S.decodeSpecially(from: object, decoder: self, path: path()), T.self)
+            }
+            return try open(special)
+        }
+        // Anything else decodes itself, with this decoder moved to the object.
+        let saved = (current, self.path)
+        current = object
+        self.path = path()
+        defer { (current, self.path) = saved }
+        return try T(from: self)
+    }
+
+    // MARK: Scalars
+
+    func integer<T: FixedWidthInteger>(_ type: T.Type, _ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> T {
+        let result: T?
+        switch object.type {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER: result = T(exactly: object.via.u64)
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: result = T(exactly: object.via.i64)
+        default: throw mismatch(T.self, object, path)
+        }
+        guard let result else {
+            let number = object.type == MSGPACK_OBJECT_POSITIVE_INTEGER ? "\(object.via.u64)" : "\(object.via.i64)"
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: path.path, debugDescription: "Number \(number) does not fit in \(T.self) (at \(_render(path.path)))."))
+        }
+        return result
+    }
+
+    func double(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> Double {
+        switch object.type {
+        case MSGPACK_OBJECT_FLOAT64, MSGPACK_OBJECT_FLOAT32: return object.via.f64
+        case MSGPACK_OBJECT_POSITIVE_INTEGER: return Double(object.via.u64)
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return Double(object.via.i64)
+        default: throw mismatch(Double.self, object, path)
+        }
+    }
+
+    func float(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> Float {
+        let value = try double(object, path)
+        guard value.isNaN || value.isInfinite || abs(value) <= Double(Float.greatestFiniteMagnitude) else {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: path.path, debugDescription: "Number \(value) does not fit in Float (at \(_render(path.path)))."))
+        }
+        return Float(value)
+    }
+
+    func bool(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> Bool {
+        guard object.type == MSGPACK_OBJECT_BOOLEAN else { throw mismatch(Bool.self, object, path) }
+        return object.via.boolean
+    }
+
+    func string(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> String {
+        guard object.type == MSGPACK_OBJECT_STR else { throw mismatch(String.self, object, path) }
+        return try _string(object, codingPath: path.path)
+    }
+
+    func binary(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> [UInt8] {
+        guard object.type == MSGPACK_OBJECT_BIN else { throw mismatch(Data.self, object, path, expected: "binary data") }
+        return _bytes(object.via.bin.ptr, object.via.bin.size)
+    }
+
+    func date(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> Date {
+        switch options.dateDecodingStrategy {
+        case .timestamp:
+            guard let stamp = MessagePackTimestamp(object: object) else {
+                throw mismatch(Date.self, object, path, expected: "a timestamp")
+            }
+            return Date(stamp)
+        case .secondsSince1970:
+            return Date(timeIntervalSince1970: try double(object, path))
+        case .millisecondsSince1970:
+            return Date(timeIntervalSince1970: try double(object, path) / 1000)
+        }
+    }
+}
+
+extension Date {
+    /// The date of a timestamp, split in the reference epoch to round once.
+    init(_ stamp: MessagePackTimestamp) {
+        self.init(timeIntervalSinceReferenceDate:
+            Double(stamp.seconds - 978_307_200) + Double(stamp.nanoseconds) / 1e9)
+    }
+}
+
+/// What a value in the tree is, as an error message says it.
+func _describe(_ object: msgpack_object) -> String {
+    switch object.type {
+    case MSGPACK_OBJECT_NIL: return "nil"
+    case MSGPACK_OBJECT_BOOLEAN: return "a boolean"
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: return "the integer \(object.via.u64)"
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "the integer \(object.via.i64)"
+    case MSGPACK_OBJECT_FLOAT32: return "a float 32"
+    case MSGPACK_OBJECT_FLOAT64: return "a float 64"
+    case MSGPACK_OBJECT_STR: return "a string"
+    case MSGPACK_OBJECT_BIN: return "binary data"
+    case MSGPACK_OBJECT_ARRAY: return "an array"
+    case MSGPACK_OBJECT_MAP: return "a map"
+    case MSGPACK_OBJECT_EXT: return object.via.ext.type == -1 ? "a timestamp" : "an extension of type \(object.via.ext.type)"
+    default: return "an unknown value"
+    }
+}
+
+/// "Expected to decode Double but found a string instead (at items[3].price)."
+func mismatch(_ type: Any.Type, _ object: msgpack_object, _ path: _CodingPathNode, expected: String? = nil) -> DecodingError {
+    let codingPath = path.path
+    let what = expected.map { "\(type) (\($0))" } ?? "\(type)"
+    let description = object.type == MSGPACK_OBJECT_NIL
+        ? "Expected \(what) value but found nil instead (at \(_render(codingPath)))."
+        : "Expected to decode \(what) but found \(_describe(object)) instead (at \(_render(codingPath)))."
+    if object.type == MSGPACK_OBJECT_NIL {
+        return DecodingError.valueNotFound(type, .init(codingPath: codingPath, debugDescription: description))
+    }
+    return DecodingError.typeMismatch(type, .init(codingPath: codingPath, debugDescription: description))
+}

@@ -1,0 +1,107 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Synchronization
+
+/// Encodes `Encodable` values as MessagePack, through msgpack-c.
+///
+/// ```swift
+/// struct Order: Codable { var id: Int; var item: String; var placed: Date }
+/// let bytes = try MessagePackEncoder().encode(Order(id: 1, item: "tea", placed: .now))
+/// let order = try MessagePackDecoder().decode(Order.self, from: bytes)
+/// ```
+///
+/// Integers take the smallest format that holds them, `Float` is a float 32 and
+/// `Double` a float 64, so the bytes match what Python's `msgpack` and msgpack-c
+/// write for the same value. Dictionary keys are sorted by default, so equal
+/// values give identical bytes in every process. The options are read once at
+/// the start of each `encode` call; one encoder may be shared between threads.
+public final class MessagePackEncoder: Sendable {
+    /// How the keys of a struct (a keyed container) are written.
+    public enum KeyEncodingStrategy: Sendable, Hashable {
+        /// The key's `stringValue` (the default, like JSON).
+        case string
+        /// The key's `intValue`: compact, as msgpack-c++ and protobuf users know it.
+        /// A key with no `intValue` (such as `super`, or an enum case's
+        /// associated-value label) is still written as its string.
+        case integer
+    }
+
+    /// How a struct (a keyed container) is laid out.
+    public enum StructEncodingStrategy: Sendable, Hashable {
+        /// A map from keys to values (the default).
+        case map
+        /// An array of the values in the order they are encoded, without keys: the
+        /// compact form of msgpack-c++'s `MSGPACK_DEFINE`. An absent optional is
+        /// written as nil so that positions stay fixed.
+        case array
+    }
+
+    /// How a `Date` is written.
+    public enum DateEncodingStrategy: Sendable, Hashable {
+        /// The timestamp extension, type -1 (the default), to the nanosecond.
+        case timestamp
+        /// A float 64 of seconds since 1970-01-01.
+        case secondsSince1970
+        /// A float 64 of milliseconds since 1970-01-01.
+        case millisecondsSince1970
+    }
+
+    struct Options: Sendable {
+        var keyEncodingStrategy: KeyEncodingStrategy = .string
+        var structEncodingStrategy: StructEncodingStrategy = .map
+        var dateEncodingStrategy: DateEncodingStrategy = .timestamp
+        var sortsDictionaryKeys = true
+        var userInfo: [CodingUserInfoKey: any Sendable] = [:]
+    }
+
+    private let storage = Mutex(Options())
+
+    public init() {}
+
+    /// Keys as strings (default) or integers.
+    public var keyEncodingStrategy: KeyEncodingStrategy {
+        get { storage.withLock { $0.keyEncodingStrategy } }
+        set { storage.withLock { $0.keyEncodingStrategy = newValue } }
+    }
+
+    /// Structs as maps (default) or arrays.
+    public var structEncodingStrategy: StructEncodingStrategy {
+        get { storage.withLock { $0.structEncodingStrategy } }
+        set { storage.withLock { $0.structEncodingStrategy = newValue } }
+    }
+
+    /// Dates as timestamps (default) or numbers.
+    public var dateEncodingStrategy: DateEncodingStrategy {
+        get { storage.withLock { $0.dateEncodingStrategy } }
+        set { storage.withLock { $0.dateEncodingStrategy = newValue } }
+    }
+
+    /// Whether dictionary keys are written in sorted order (the default): strings by
+    /// their UTF-8 bytes, integers by value. Swift iterates a dictionary in an order
+    /// that differs from process to process; sorting makes equal values give equal
+    /// bytes. Turn it off to save the sort when the bytes need not be compared.
+    public var sortsDictionaryKeys: Bool {
+        get { storage.withLock { $0.sortsDictionaryKeys } }
+        set { storage.withLock { $0.sortsDictionaryKeys = newValue } }
+    }
+
+    /// Values for `Encodable` implementations to read from `encoder.userInfo`.
+    public var userInfo: [CodingUserInfoKey: any Sendable] {
+        get { storage.withLock { $0.userInfo } }
+        set { storage.withLock { $0.userInfo = newValue } }
+    }
+
+    /// Encodes a value as MessagePack.
+    /// - Parameter value: The value to encode.
+    /// - Returns: The MessagePack bytes of exactly one value.
+    /// - Throws: `EncodingError.invalidValue` when the value cannot be represented
+    ///   (a string over 4 GiB, an integer key missing, a container misused), with the
+    ///   coding path of the value.
+    public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let encoder = _MessagePackEncoder(options: storage.withLock { $0 })
+        return try encoder.encodeTopLevel(value)
+    }
+}

@@ -1,0 +1,173 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Types the encoder writes itself rather than through their `encode(to:)`:
+/// scalars MessagePack has a format for, Foundation types with a natural
+/// MessagePack form, and the collections whose layout MessagePack fixes
+/// (an array's count up front, a map with keys of any type, sorted).
+protocol _MessagePackEncodeSpecially {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws
+}
+
+extension Int8: _MessagePackEncodeSpecially {}
+extension Int16: _MessagePackEncodeSpecially {}
+extension Int32: _MessagePackEncodeSpecially {}
+extension Int64: _MessagePackEncodeSpecially {}
+extension UInt: _MessagePackEncodeSpecially {}
+extension UInt8: _MessagePackEncodeSpecially {}
+extension UInt16: _MessagePackEncodeSpecially {}
+extension UInt32: _MessagePackEncodeSpecially {}
+extension UInt64: _MessagePackEncodeSpecially {}
+
+extension _MessagePackEncodeSpecially where Self: FixedWidthInteger {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) {
+        if Self.isSigned { encoder.buffer(parent).packInt(Int64(self)) } else { encoder.buffer(parent).packUInt(UInt64(self)) }
+    }
+}
+
+extension Float: _MessagePackEncodeSpecially {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) {
+        encoder.buffer(parent).packFloat(self)
+    }
+}
+
+extension URL: _MessagePackEncodeSpecially {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) {
+        encoder.buffer(parent).packString(absoluteString)
+    }
+}
+
+extension UUID: _MessagePackEncodeSpecially {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) {
+        encoder.buffer(parent).packString(uuidString)
+    }
+}
+
+extension Decimal: _MessagePackEncodeSpecially {
+    /// As a string: exact, where a float would round.
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) {
+        encoder.buffer(parent).packString(description)
+    }
+}
+
+extension MessagePackValue: _MessagePackEncodeSpecially {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
+        try pack(into: encoder.buffer(parent))
+    }
+}
+
+extension MessagePackTimestamp: _MessagePackEncodeSpecially {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
+        try validate(codingPath: path.path)
+        encoder.buffer(parent).packTimestamp(seconds: seconds, nanoseconds: nanoseconds)
+    }
+}
+
+extension MessagePackExtension: _MessagePackEncodeSpecially {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
+        try _checkLength(data.count, of: self, codingPath: path.path)
+        data.withUnsafeBytes { encoder.buffer(parent).packExtension(type: type, data: $0) }
+    }
+}
+
+extension Optional: _MessagePackEncodeSpecially where Wrapped: Encodable {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
+        if let wrapped = self {
+            try encoder.encodeValue(wrapped, into: parent, path: path)
+        } else {
+            encoder.buffer(parent).packNil()
+        }
+    }
+}
+
+extension Array: _MessagePackEncodeSpecially where Element: Encodable {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
+        try _checkLength(count, of: self, codingPath: path.path)
+        encoder.buffer(parent).packArrayHeader(count)
+        for (index, element) in enumerated() {
+            try encoder.encodeValue(element, into: parent, path: path.appending(_MessagePackKey(index: index)))
+        }
+    }
+}
+
+extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: Encodable {
+    /// A map whose keys are the keys' own MessagePack values (`[Int: V]` has integer
+    /// keys), sorted unless the options say otherwise.
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
+        try _checkLength(count, of: self, codingPath: path.path)
+        encoder.buffer(parent).packMapHeader(count)
+        guard encoder.options.sortsDictionaryKeys, count > 1 else {
+            for (key, value) in self { try encodePair(key, value, encoder, parent, path) }
+            return
+        }
+        if Key.self == String.self {
+            for key in keys.sorted(by: { _cast($0, String.self).utf8.lexicographicallyPrecedes(_cast($1, String.self).utf8) }) {
+                try encodePair(key, self[key]!, encoder, parent, path)
+            }
+        } else if Key.self == Int.self {
+            for key in keys.sorted(by: { _cast($0, Int.self) < _cast($1, Int.self) }) {
+                try encodePair(key, self[key]!, encoder, parent, path)
+            }
+        } else {
+            // Any other key type: ordered by the keys' MessagePack values (integers by value).
+            var encoded: [(key: Key, value: MessagePackValue)] = []
+            for key in keys {
+                encoded.append((key, try MessagePackValue(bytes: MessagePackEncoder.encodeForKey(key, options: encoder.options))))
+            }
+            encoded.sort { $0.value.sortsBefore($1.value) }
+            for pair in encoded { try encodePair(pair.key, self[pair.key]!, encoder, parent, path) }
+        }
+    }
+
+    private func encodePair(
+        _ key: Key, _ value: Value, _ encoder: _MessagePackEncoder, _ parent: Int, _ path: _CodingPathNode
+    ) throws {
+        try encoder.encodeValue(key, into: parent, path: path)
+        try encoder.encodeValue(value, into: parent, path: path.appending(_MessagePackKey(stringValue: "\(key)")))
+    }
+}
+
+extension MessagePackEncoder {
+    static func encodeForKey<K: Encodable>(_ key: K, options: Options) throws -> [UInt8] {
+        try _MessagePackEncoder(options: options).encodeTopLevel(key)
+    }
+}
+
+extension MessagePackValue {
+    /// A total order for sorting map keys: by kind, then by value (strings by UTF-8 bytes).
+    func sortsBefore(_ other: MessagePackValue) -> Bool {
+        func rank(_ value: MessagePackValue) -> Int {
+            switch value {
+            case .nil: 0
+            case .bool: 1
+            case .int, .uint: 2
+            case .float, .double: 3
+            case .string: 4
+            case .binary: 5
+            case .array: 6
+            case .map: 7
+            case .timestamp: 8
+            case .extension: 9
+            }
+        }
+        switch (self, other) {
+        case let (.bool(a), .bool(b)): return !a && b
+        case let (.int(a), .int(b)): return a < b
+        case let (.uint(a), .uint(b)): return a < b
+        case let (.int(a), .uint(b)): return a < 0 || UInt64(a) < b
+        case let (.uint(a), .int(b)): return b >= 0 && a < UInt64(b)
+        case let (.float(a), .float(b)): return a < b
+        case let (.double(a), .double(b)): return a < b
+        case let (.string(a), .string(b)): return a.utf8.lexicographicallyPrecedes(b.utf8)
+        case let (.binary(a), .binary(b)): return a.lexicographicallyPrecedes(b)
+        default:
+            let (left, right) = (rank(self), rank(other))
+            if left != right { return left < right }
+            // Same kind without a natural order (arrays, maps, extensions): by their bytes.
+            return ((try? self.bytes()) ?? []).lexicographicallyPrecedes((try? other.bytes()) ?? [])
+        }
+    }
+}

@@ -1,0 +1,254 @@
+/// The keyed container of an entry: a map, or an array of values when structs
+/// are encoded as arrays.
+struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    let encoder: _MessagePackEncoder
+    let index: Int
+    let serial: Int
+
+    var codingPath: [any CodingKey] { encoder.entries[index].path.path }
+    private var asArray: Bool { encoder.options.structEncodingStrategy == .array }
+
+    /// Writes the key (in map form) and counts the pair; returns the buffer for the value.
+    @inline(__always) private func begin(_ key: Key) throws(EncodingError) -> _Packer {
+        try encoder.check(index, serial)
+        let out = encoder.buffer(index)
+        if !asArray { encoder.encodeKey(key, into: out) }
+        encoder.entries[index].count += 1
+        return out
+    }
+
+    private func path(_ key: Key) -> _CodingPathNode { encoder.entries[index].path.appending(key) }
+
+    mutating func encodeNil(forKey key: Key) throws { try begin(key).packNil() }
+    mutating func encode(_ value: Bool, forKey key: Key) throws { try begin(key).packBool(value) }
+    mutating func encode(_ value: String, forKey key: Key) throws { try begin(key).packString(value) }
+    mutating func encode(_ value: Double, forKey key: Key) throws { try begin(key).packDouble(value) }
+    mutating func encode(_ value: Float, forKey key: Key) throws { try begin(key).packFloat(value) }
+    mutating func encode(_ value: Int, forKey key: Key) throws { try begin(key).packInt(Int64(value)) }
+    mutating func encode(_ value: Int8, forKey key: Key) throws { try begin(key).packInt(Int64(value)) }
+    mutating func encode(_ value: Int16, forKey key: Key) throws { try begin(key).packInt(Int64(value)) }
+    mutating func encode(_ value: Int32, forKey key: Key) throws { try begin(key).packInt(Int64(value)) }
+    mutating func encode(_ value: Int64, forKey key: Key) throws { try begin(key).packInt(value) }
+    mutating func encode(_ value: UInt, forKey key: Key) throws { try begin(key).packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt8, forKey key: Key) throws { try begin(key).packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt16, forKey key: Key) throws { try begin(key).packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt32, forKey key: Key) throws { try begin(key).packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt64, forKey key: Key) throws { try begin(key).packUInt(value) }
+
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
+        _ = try begin(key)
+        try encoder.encodeValue(value, into: index, path: path(key))
+    }
+
+    // An absent optional is left out of a map, but is a nil in an array, where
+    // positions carry the meaning.
+    mutating func encodeIfPresent<T: Encodable>(_ value: T?, forKey key: Key) throws {
+        if let value { try encode(value, forKey: key) } else if asArray { try encodeNil(forKey: key) }
+    }
+    mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: Float?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: Int8?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: Int16?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: Int32?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: Int64?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: UInt?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: UInt8?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: UInt16?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: UInt32?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: UInt64?, forKey key: Key) throws { try present(value, key) }
+
+    private mutating func present<T: Encodable>(_ value: T?, _ key: Key) throws {
+        if let value {
+            _ = try begin(key)
+            try encoder.encodeValue(value, into: index, path: path(key))
+        } else if asArray {
+            try encodeNil(forKey: key)
+        }
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type, forKey key: Key
+    ) -> KeyedEncodingContainer<NestedKey> {
+        let child = nested(key, kind: encoder.options.structEncodingStrategy == .map ? .map : .array)
+        return KeyedEncodingContainer(_KeyedContainer<NestedKey>(
+            encoder: encoder, index: child, serial: encoder.entries[child].serial))
+    }
+
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        let child = nested(key, kind: .array)
+        return _UnkeyedContainer(encoder: encoder, index: child, serial: encoder.entries[child].serial)
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        _superEncoder(key: _MessagePackKey.super)
+    }
+
+    mutating func superEncoder(forKey key: Key) -> any Encoder {
+        _superEncoder(key: key)
+    }
+
+    private mutating func _superEncoder(key: some CodingKey) -> any Encoder {
+        let child = nestedEntry(key, kind: .slot)
+        return _SuperEncoder(encoder: encoder, index: child, serial: encoder.entries[child].serial)
+    }
+
+    private mutating func nested(_ key: Key, kind: _MessagePackEncoder.Kind) -> Int {
+        nestedEntry(key, kind: kind)
+    }
+
+    /// Writes the key now and opens an entry that is spliced in right after it.
+    private mutating func nestedEntry(_ key: some CodingKey, kind: _MessagePackEncoder.Kind) -> Int {
+        do { try encoder.check(index, serial) } catch { encoder.deferredError = encoder.deferredError ?? error }
+        let out = encoder.buffer(index)
+        if !asArray { encoder.encodeKey(key, into: out) }
+        encoder.entries[index].count += 1
+        return encoder.push(
+            parent: index, offset: out.count, kind: kind, path: encoder.entries[index].path.appending(key))
+    }
+}
+
+/// The unkeyed container of an entry: an array.
+struct _UnkeyedContainer: UnkeyedEncodingContainer {
+    let encoder: _MessagePackEncoder
+    let index: Int
+    let serial: Int
+
+    var codingPath: [any CodingKey] { encoder.entries[index].path.path }
+    var count: Int { encoder.entries[index].count }
+
+    @inline(__always) private func begin() throws(EncodingError) -> _Packer {
+        try encoder.check(index, serial)
+        encoder.entries[index].count += 1
+        return encoder.buffer(index)
+    }
+
+    private var nextPath: _CodingPathNode {
+        encoder.entries[index].path.appending(_MessagePackKey(index: encoder.entries[index].count))
+    }
+
+    mutating func encodeNil() throws { try begin().packNil() }
+    mutating func encode(_ value: Bool) throws { try begin().packBool(value) }
+    mutating func encode(_ value: String) throws { try begin().packString(value) }
+    mutating func encode(_ value: Double) throws { try begin().packDouble(value) }
+    mutating func encode(_ value: Float) throws { try begin().packFloat(value) }
+    mutating func encode(_ value: Int) throws { try begin().packInt(Int64(value)) }
+    mutating func encode(_ value: Int8) throws { try begin().packInt(Int64(value)) }
+    mutating func encode(_ value: Int16) throws { try begin().packInt(Int64(value)) }
+    mutating func encode(_ value: Int32) throws { try begin().packInt(Int64(value)) }
+    mutating func encode(_ value: Int64) throws { try begin().packInt(value) }
+    mutating func encode(_ value: UInt) throws { try begin().packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt8) throws { try begin().packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt16) throws { try begin().packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt32) throws { try begin().packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt64) throws { try begin().packUInt(value) }
+
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        let path = nextPath
+        _ = try begin()
+        try encoder.encodeValue(value, into: index, path: path)
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+        let child = nestedEntry(kind: encoder.options.structEncodingStrategy == .map ? .map : .array)
+        return KeyedEncodingContainer(_KeyedContainer<NestedKey>(
+            encoder: encoder, index: child, serial: encoder.entries[child].serial))
+    }
+
+    mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
+        let child = nestedEntry(kind: .array)
+        return _UnkeyedContainer(encoder: encoder, index: child, serial: encoder.entries[child].serial)
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        let child = nestedEntry(kind: .slot)
+        return _SuperEncoder(encoder: encoder, index: child, serial: encoder.entries[child].serial)
+    }
+
+    private mutating func nestedEntry(kind: _MessagePackEncoder.Kind) -> Int {
+        do { try encoder.check(index, serial) } catch { encoder.deferredError = encoder.deferredError ?? error }
+        let path = nextPath
+        encoder.entries[index].count += 1
+        return encoder.push(parent: index, offset: encoder.buffer(index).count, kind: kind, path: path)
+    }
+}
+
+/// The single-value container of an entry: exactly one value.
+struct _SingleValueContainer: SingleValueEncodingContainer {
+    let encoder: _MessagePackEncoder
+    let index: Int
+    let serial: Int
+
+    var codingPath: [any CodingKey] { encoder.entries[index].path.path }
+
+    @inline(__always) private func begin() throws(EncodingError) -> _Packer {
+        try encoder.check(index, serial)
+        guard encoder.entries[index].count == 0 else {
+            throw EncodingError.invalidValue((), .init(
+                codingPath: codingPath, debugDescription: "A single value container was asked to encode a second value."))
+        }
+        encoder.entries[index].count = 1
+        return encoder.buffer(index)
+    }
+
+    mutating func encodeNil() throws { try begin().packNil() }
+    mutating func encode(_ value: Bool) throws { try begin().packBool(value) }
+    mutating func encode(_ value: String) throws { try begin().packString(value) }
+    mutating func encode(_ value: Double) throws { try begin().packDouble(value) }
+    mutating func encode(_ value: Float) throws { try begin().packFloat(value) }
+    mutating func encode(_ value: Int) throws { try begin().packInt(Int64(value)) }
+    mutating func encode(_ value: Int8) throws { try begin().packInt(Int64(value)) }
+    mutating func encode(_ value: Int16) throws { try begin().packInt(Int64(value)) }
+    mutating func encode(_ value: Int32) throws { try begin().packInt(Int64(value)) }
+    mutating func encode(_ value: Int64) throws { try begin().packInt(value) }
+    mutating func encode(_ value: UInt) throws { try begin().packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt8) throws { try begin().packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt16) throws { try begin().packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt32) throws { try begin().packUInt(UInt64(value)) }
+    mutating func encode(_ value: UInt64) throws { try begin().packUInt(value) }
+
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        _ = try begin()
+        try encoder.encodeValue(value, into: index, path: encoder.entries[index].path)
+    }
+}
+
+/// The encoder a `superEncoder()` returns: it stands for one entry, spliced into
+/// its parent where `superEncoder()` was called.
+final class _SuperEncoder: Encoder {
+    let encoder: _MessagePackEncoder
+    let index: Int
+    let serial: Int
+
+    init(encoder: _MessagePackEncoder, index: Int, serial: Int) {
+        self.encoder = encoder
+        self.index = index
+        self.serial = serial
+    }
+
+    var codingPath: [any CodingKey] { encoder.entries[index].path.path }
+    var userInfo: [CodingUserInfoKey: Any] { encoder.userInfo }
+
+    private func live() -> Bool {
+        do { try encoder.check(index, serial); return true } catch {
+            encoder.deferredError = encoder.deferredError ?? error
+            return false
+        }
+    }
+
+    // A stale super encoder hands out containers whose every write throws.
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        live() ? encoder.container(keyedBy: type, at: index)
+            : KeyedEncodingContainer(_KeyedContainer<Key>(encoder: encoder, index: index, serial: -1))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        live() ? encoder.unkeyedContainer(at: index) : _UnkeyedContainer(encoder: encoder, index: index, serial: -1)
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        live() ? encoder.singleValueContainer(at: index) : _SingleValueContainer(encoder: encoder, index: index, serial: -1)
+    }
+}

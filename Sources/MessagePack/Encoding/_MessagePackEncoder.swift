@@ -1,0 +1,246 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The encoder behind one `MessagePackEncoder.encode` call.
+///
+/// A map's or array's header holds its element count, which a Codable container
+/// only knows when it is done. So every value under construction is an *entry* on
+/// a stack, writing into its own msgpack-c buffer (one buffer per stack depth,
+/// reused, so a steady state allocates nothing); when the value is finished its
+/// header and bytes go into its parent's buffer. A value's containers are done
+/// when its `encode(to:)` returns, which is when the entry is finished. Nested
+/// containers and super encoders are entries too, spliced into their parent at
+/// the offset where they were created when the parent's value finishes — so they
+/// may be filled in any order, as Codable allows.
+///
+/// This object is also the `Encoder` passed to `encode(to:)`: it stands for the
+/// entry of the value being encoded (`current`), as swift-foundation's JSON
+/// encoder does, so descending into a value allocates no encoder.
+final class _MessagePackEncoder: Encoder {
+    enum Kind { case slot, map, array, single }
+
+    struct Entry {
+        var kind: Kind
+        /// Elements of an array, pairs of a map, values in a single-value slot.
+        var count = 0
+        /// Tells a live entry from a finished one at the same depth.
+        var serial: Int
+        /// The entry this one's bytes go into.
+        var parent: Int
+        /// Where in the parent's buffer they go; `nil` appends when finished.
+        var offset: Int?
+        var path: _CodingPathNode
+    }
+
+    let options: MessagePackEncoder.Options
+    var entries: [Entry] = []
+    private var buffers: [_Packer] = []
+    private var nextSerial = 0
+    /// The entry of the value whose `encode(to:)` is running.
+    private(set) var current = 0
+    /// A misuse found where Codable gives no way to throw (`container(keyedBy:)`),
+    /// thrown by the next write or when the value finishes.
+    var deferredError: EncodingError?
+
+    init(options: MessagePackEncoder.Options) {
+        self.options = options
+    }
+
+    // MARK: Encoder
+
+    var codingPath: [any CodingKey] { entries[current].path.path }
+    var userInfo: [CodingUserInfoKey: Any] { options.userInfo }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        container(keyedBy: type, at: current)
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        unkeyedContainer(at: current)
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        singleValueContainer(at: current)
+    }
+
+    // MARK: Containers of an entry (also used by super encoders)
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type, at index: Int) -> KeyedEncodingContainer<Key> {
+        let kind: Kind = options.structEncodingStrategy == .map ? .map : .array
+        claim(index, as: kind, for: "a keyed container")
+        return KeyedEncodingContainer(_KeyedContainer<Key>(encoder: self, index: index, serial: entries[index].serial))
+    }
+
+    func unkeyedContainer(at index: Int) -> any UnkeyedEncodingContainer {
+        claim(index, as: .array, for: "an unkeyed container")
+        return _UnkeyedContainer(encoder: self, index: index, serial: entries[index].serial)
+    }
+
+    func singleValueContainer(at index: Int) -> any SingleValueEncodingContainer {
+        claim(index, as: .single, for: "a single value container")
+        return _SingleValueContainer(encoder: self, index: index, serial: entries[index].serial)
+    }
+
+    /// Turns an empty slot into a container; asking again for the same kind gives
+    /// the same container ("several containers on one encoder" share one map).
+    private func claim(_ index: Int, as kind: Kind, for what: String) {
+        let existing = entries[index].kind
+        if existing == .slot {
+            entries[index].kind = kind
+        } else if existing != kind || kind == .single && entries[index].count > 0 {
+            deferredError = deferredError ?? EncodingError.invalidValue((), .init(
+                codingPath: entries[index].path.path,
+                debugDescription: "Asked for \(what) where this value already has a container of another kind."))
+        }
+    }
+
+    // MARK: The stack
+
+    /// Starts a value that goes into `parent`: at its end, or at `offset`.
+    func push(parent: Int, offset: Int?, kind: Kind, path: _CodingPathNode) -> Int {
+        let index = entries.count
+        nextSerial += 1
+        entries.append(Entry(kind: kind, serial: nextSerial, parent: parent, offset: offset, path: path))
+        // One buffer per depth, and one more above the top for headers (see `finish`).
+        while buffers.count <= index + 1 { buffers.append(_Packer()) }
+        return index
+    }
+
+    @inline(__always) func buffer(_ index: Int) -> _Packer { buffers[index] }
+
+    /// Checks that a container still refers to a live entry and that nothing is pending.
+    @inline(__always) func check(_ index: Int, _ serial: Int) throws(EncodingError) {
+        guard index < entries.count, entries[index].serial == serial, deferredError == nil else {
+            throw deferredError ?? EncodingError.invalidValue((), .init(
+                codingPath: [], debugDescription: "A container was used after the value it belongs to was finished."))
+        }
+    }
+
+    /// Finishes entries down to and including `index`: each goes, header first, into
+    /// its parent, at its offset or at the end.
+    func finish(downTo index: Int) throws(EncodingError) {
+        while entries.count > index {
+            let top = entries.count - 1
+            let entry = entries[top]
+            let own = buffers[top]
+            let target = buffers[entry.parent]
+            let header = buffers[entries.count]  // scratch: the depth above the top is free
+            header.removeAll()
+            switch entry.kind {
+            case .map: try _checkLength(entry.count, of: (), codingPath: entry.path.path); header.packMapHeader(entry.count)
+            case .array: try _checkLength(entry.count, of: (), codingPath: entry.path.path); header.packArrayHeader(entry.count)
+            case .single where entry.count == 1: break
+            case .slot, .single:
+                // Nothing was encoded (an unused super encoder, an empty type): an empty map, as JSON writes {}.
+                header.packMapHeader(0)
+            }
+            if let offset = entry.offset {
+                target.insert(own.bytes, at: offset)
+                target.insert(header.bytes, at: offset)
+            } else {
+                target.append(header.bytes)
+                target.append(own.bytes)
+            }
+            own.removeAll()
+            entries.removeLast()
+            if target.failed || own.failed {
+                throw EncodingError.invalidValue((), .init(codingPath: entry.path.path, debugDescription: "Out of memory."))
+            }
+        }
+    }
+
+    // MARK: Values
+
+    func encodeTopLevel<T: Encodable>(_ value: T) throws -> [UInt8] {
+        buffers = [_Packer(), _Packer(), _Packer()]
+        let root = push(parent: 0, offset: nil, kind: .single, path: .root)
+        try encodeValue(value, into: root, path: .root)
+        if let deferredError { throw deferredError }
+        let bytes = buffers[root]
+        guard !bytes.failed else {
+            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "Out of memory."))
+        }
+        return bytes.makeArray()
+    }
+
+    /// Writes one value into the buffer of entry `parent`. The caller counts it.
+    func encodeValue<T: Encodable>(_ value: T, into parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
+        let out = buffers[parent]
+        // Types MessagePack has a format for, checked by metatype (no dynamic cast).
+        if T.self == Int.self { out.packInt(Int64(_cast(value, Int.self))); return }
+        if T.self == String.self { out.packString(_cast(value, String.self)); return }
+        if T.self == Double.self { out.packDouble(_cast(value, Double.self)); return }
+        if T.self == Bool.self { out.packBool(_cast(value, Bool.self)); return }
+        if T.self == Date.self { try encodeDate(_cast(value, Date.self), into: out, path: path()); return }
+        if T.self == Data.self {
+            let data = _cast(value, Data.self)
+            try _checkLength(data.count, of: data, codingPath: path().path)
+            data.withUnsafeBytes { out.packBinary($0) }
+            return
+        }
+        if T.self == [UInt8].self {
+            let bytes = _cast(value, [UInt8].self)
+            try _checkLength(bytes.count, of: bytes, codingPath: path().path)
+            bytes.withUnsafeBytes { out.packBinary($0) }
+            return
+        }
+        // Other scalars, Foundation types, optionals, arrays and dictionaries: one dynamic cast.
+        if let special = value as? any _MessagePackEncodeSpecially {
+            try special.encodeSpecially(into: self, parent: parent, path: path())
+            return
+        }
+        // Anything else encodes itself into an entry of its own.
+        let index = push(parent: parent, offset: nil, kind: .slot, path: path())
+        let saved = current
+        current = index
+        defer { current = saved }
+        do {
+            try value.encode(to: self)
+        } catch {
+            // Leave the stack as it was for the caller; the error carries on.
+            while entries.count > index { buffers[entries.count - 1].removeAll(); entries.removeLast() }
+            throw error
+        }
+        if let deferredError { throw deferredError }
+        try finish(downTo: index)
+    }
+
+    func encodeDate(_ date: Date, into out: _Packer, path: _CodingPathNode) throws(EncodingError) {
+        switch options.dateEncodingStrategy {
+        case .timestamp:
+            // Split in the reference epoch first: fewer roundings than via 1970.
+            let interval = date.timeIntervalSinceReferenceDate
+            guard interval.isFinite, abs(interval) < 9e18 else {
+                throw EncodingError.invalidValue(date, .init(
+                    codingPath: path.path, debugDescription: "\(date) is outside the range of a MessagePack timestamp."))
+            }
+            var seconds = interval.rounded(.down)
+            var nanoseconds = ((interval - seconds) * 1e9).rounded()
+            if nanoseconds >= 1e9 { seconds += 1; nanoseconds = 0 }
+            out.packTimestamp(
+                seconds: Int64(seconds) + 978_307_200,
+                nanoseconds: UInt32(nanoseconds))
+        case .secondsSince1970:
+            out.packDouble(date.timeIntervalSince1970)
+        case .millisecondsSince1970:
+            out.packDouble(date.timeIntervalSince1970 * 1000)
+        }
+    }
+
+    /// Writes a key (string or integer, per the options) into an entry's buffer.
+    @inline(__always) func encodeKey(_ key: some CodingKey, into out: _Packer) {
+        if options.keyEncodingStrategy == .integer, let int = key.intValue {
+            out.packInt(Int64(int))
+        } else {
+            out.packString(key.stringValue)
+        }
+    }
+}
+
+/// `value` as `U`, when the caller has checked that `T` is `U`.
+@inline(__always) func _cast<T, U>(_ value: T, _: U.Type) -> U {
+    unsafeBitCast(value, to: U.self)
+}
