@@ -34,11 +34,11 @@ struct _Scanner {
         }
 
         while true {
-            guard pos < end else { return .incomplete(needed: "a value at offset \(pos)") }
+            guard pos < end else { return .incomplete(needed: "the input ends at offset \(pos), where a value should begin") }
             let lead = byte(pos)
             let start = pos
             var containerItems = -1  // >= 0 when this value opens a container
-            var kind = "array"
+            var kind = "an array"
 
             switch lead {
             case 0x00...0x7f, 0xe0...0xff, 0xc0, 0xc2, 0xc3:
@@ -51,7 +51,7 @@ struct _Scanner {
             case 0xcb, 0xcf, 0xd3: pos += 9
             case 0xa0...0xbf, 0xd9, 0xda, 0xdb:
                 guard let (header, length) = lengthField(lead: lead, fix: lead & 0x1f, base: 0xd9, at: pos) else {
-                    return .incomplete(needed: "the length of the value at offset \(start)")
+                    return .incomplete(needed: "the input ends inside the length of the value at offset \(start)")
                 }
                 guard length <= limits.maxStringLength else {
                     throw corrupted("a string of \(length) bytes at offset \(pos) is over the limit of \(limits.maxStringLength)")
@@ -59,7 +59,7 @@ struct _Scanner {
                 pos += header + length
             case 0xc4, 0xc5, 0xc6:
                 guard let (header, length) = lengthField(lead: lead, fix: nil, base: 0xc4, at: pos) else {
-                    return .incomplete(needed: "the length of the value at offset \(start)")
+                    return .incomplete(needed: "the input ends inside the length of the value at offset \(start)")
                 }
                 guard length <= limits.maxBinaryLength else {
                     throw corrupted("a binary of \(length) bytes at offset \(pos) is over the limit of \(limits.maxBinaryLength)")
@@ -69,7 +69,7 @@ struct _Scanner {
                 pos += 2 + (1 << (lead - 0xd4))
             case 0xc7, 0xc8, 0xc9:
                 guard let (header, length) = lengthField(lead: lead, fix: nil, base: 0xc7, at: pos) else {
-                    return .incomplete(needed: "the length of the value at offset \(start)")
+                    return .incomplete(needed: "the input ends inside the length of the value at offset \(start)")
                 }
                 guard length <= limits.maxBinaryLength else {
                     throw corrupted("an extension of \(length) bytes at offset \(pos) is over the limit of \(limits.maxBinaryLength)")
@@ -77,28 +77,28 @@ struct _Scanner {
                 pos += header + 1 + length
             case 0x90...0x9f, 0xdc, 0xdd:
                 guard let (header, count) = lengthField(lead: lead, fix: lead & 0x0f, base: 0xdc - 1, at: pos) else {
-                    return .incomplete(needed: "the length of the value at offset \(start)")
+                    return .incomplete(needed: "the input ends inside the length of the value at offset \(start)")
                 }
                 pos += header
                 containerItems = count
             case 0x80...0x8f, 0xde, 0xdf:
                 guard let (header, count) = lengthField(lead: lead, fix: lead & 0x0f, base: 0xde - 1, at: pos) else {
-                    return .incomplete(needed: "the length of the value at offset \(start)")
+                    return .incomplete(needed: "the input ends inside the length of the value at offset \(start)")
                 }
                 pos += header
                 containerItems = count * 2
-                kind = "map"
+                kind = "a map"
             default:
                 throw corrupted("byte \(lead) at offset \(pos) is not MessagePack")  // unreachable: every byte is covered above
             }
             guard pos <= end else {
-                return .incomplete(needed: "\(pos - end) more bytes for the value at offset \(start)")
+                return .incomplete(needed: "the value at offset \(start) needs \(pos - end) more bytes")
             }
 
             if containerItems >= 0 {
-                let elements = kind == "map" ? containerItems / 2 : containerItems
+                let elements = kind == "a map" ? containerItems / 2 : containerItems
                 guard elements <= limits.maxContainerLength else {
-                    throw corrupted("a \(kind) of \(elements) elements is over the limit of \(limits.maxContainerLength)")
+                    throw corrupted("\(kind) of \(elements) elements is over the limit of \(limits.maxContainerLength)")
                 }
                 guard open.count < maxDepth else {
                     throw corrupted("containers nested deeper than \(maxDepth) levels (at offset \(pos))")
@@ -106,7 +106,7 @@ struct _Scanner {
                 // Every item takes at least one byte: a count the rest of the input
                 // cannot hold is refused here, before anything is allocated for it.
                 guard containerItems <= end - pos else {
-                    return .incomplete(needed: "a \(kind) of \(elements) elements, but only \(end - pos) bytes follow its header")
+                    return .incomplete(needed: "\(kind) of \(elements) elements has only \(end - pos) bytes after its header")
                 }
                 if containerItems > 0 {
                     open.append(containerItems)
@@ -139,7 +139,7 @@ struct _Scanner {
     }
 
     static func truncated(_ what: String) -> DecodingError {
-        DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "Truncated MessagePack: the input ends before \(what)."))
+        DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "Truncated MessagePack: \(what)."))
     }
 
     /// Scans a whole input that must hold exactly one value.
@@ -153,7 +153,8 @@ struct _Scanner {
         case .incomplete(let needed):
             throw Self.truncated(needed)
         case .complete(let length) where length < bytes.count:
-            throw corrupted("\(bytes.count - length) bytes follow the value, which ends at offset \(length)")
+            let extra = bytes.count - length
+            throw corrupted("\(extra) \(extra == 1 ? "byte follows" : "bytes follow") the value, which ends at offset \(length)")
         case .complete:
             return
         }

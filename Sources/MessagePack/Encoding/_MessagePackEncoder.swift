@@ -106,6 +106,7 @@ final class _MessagePackEncoder: Encoder {
         entries.append(Entry(kind: kind, serial: nextSerial, parent: parent, offset: offset, path: path))
         // One buffer per depth, and one more above the top for headers (see `finish`).
         while buffers.count <= index + 1 { buffers.append(_Packer()) }
+        buffers[index].removeAll()  // it may hold a header from `finish`, where it served as scratch
         return index
     }
 
