@@ -26,6 +26,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // `make demo`: the main job, a Codable struct to bytes and back.
+        .executableTarget(name: "Demo", dependencies: ["MessagePack"]),
         .testTarget(
             name: "MessagePackTests",
             dependencies: ["MessagePack"]

@@ -1,0 +1,23 @@
+# The two commands of the README's Quick start. Both install what is missing first.
+.PHONY: demo test deps bench fixtures
+
+deps:
+	./Scripts/install-dependencies.sh
+
+demo: deps
+	swift build --product Demo
+	.build/debug/Demo
+
+# `swift build` first: the tool tests run the built `msgpack` executable.
+test: deps
+	swift build --build-tests
+	swift test --skip-build
+
+# The codec benchmark (release mode), and the reference measurements it is compared with.
+bench: deps
+	swift run -c release --package-path Benchmarks codec-bench
+
+# Regenerates Fixtures/messagepack with Python's msgpack (the output is committed).
+fixtures:
+	./Scripts/install-dependencies.sh --python
+	python3 Scripts/generate-messagepack-fixtures.py
