@@ -138,7 +138,8 @@ func _string(_ object: msgpack_object, codingPath: [any CodingKey]) throws(Decod
     let str = object.via.str
     let buffer = UnsafeRawBufferPointer(start: str.ptr, count: Int(str.size))
     guard let string = String(validating: buffer.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
-        throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "The string is not valid UTF-8."))
+        throw DecodingError.dataCorrupted(.init(
+            codingPath: codingPath, debugDescription: "The string is not valid UTF-8 (at \(_render(codingPath)))."))
     }
     return string
 }
