@@ -85,65 +85,65 @@ final class _MessagePackDecoder: Decoder {
 
     // MARK: Scalars
 
-    func integer<T: FixedWidthInteger>(_ type: T.Type, _ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> T {
+    func integer<T: FixedWidthInteger>(_ type: T.Type, _ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> T {
         let result: T?
         switch object.type {
         case MSGPACK_OBJECT_POSITIVE_INTEGER: result = T(exactly: object.via.u64)
         case MSGPACK_OBJECT_NEGATIVE_INTEGER: result = T(exactly: object.via.i64)
-        default: throw mismatch(T.self, object, path)
+        default: throw mismatch(T.self, object, path())
         }
         guard let result else {
             let number = object.type == MSGPACK_OBJECT_POSITIVE_INTEGER ? "\(object.via.u64)" : "\(object.via.i64)"
             throw DecodingError.dataCorrupted(.init(
-                codingPath: path.path, debugDescription: "Number \(number) does not fit in \(T.self) (at \(_render(path.path)))."))
+                codingPath: path().path, debugDescription: "Number \(number) does not fit in \(T.self) (at \(_render(path().path)))."))
         }
         return result
     }
 
-    func double(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> Double {
+    func double(_ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> Double {
         switch object.type {
         case MSGPACK_OBJECT_FLOAT64, MSGPACK_OBJECT_FLOAT32: return object.via.f64
         case MSGPACK_OBJECT_POSITIVE_INTEGER: return Double(object.via.u64)
         case MSGPACK_OBJECT_NEGATIVE_INTEGER: return Double(object.via.i64)
-        default: throw mismatch(Double.self, object, path)
+        default: throw mismatch(Double.self, object, path())
         }
     }
 
-    func float(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> Float {
-        let value = try double(object, path)
+    func float(_ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> Float {
+        let value = try double(object, path())
         guard value.isNaN || value.isInfinite || abs(value) <= Double(Float.greatestFiniteMagnitude) else {
             throw DecodingError.dataCorrupted(.init(
-                codingPath: path.path, debugDescription: "Number \(value) does not fit in Float (at \(_render(path.path)))."))
+                codingPath: path().path, debugDescription: "Number \(value) does not fit in Float (at \(_render(path().path)))."))
         }
         return Float(value)
     }
 
-    func bool(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> Bool {
-        guard object.type == MSGPACK_OBJECT_BOOLEAN else { throw mismatch(Bool.self, object, path) }
+    func bool(_ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> Bool {
+        guard object.type == MSGPACK_OBJECT_BOOLEAN else { throw mismatch(Bool.self, object, path()) }
         return object.via.boolean
     }
 
-    func string(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> String {
-        guard object.type == MSGPACK_OBJECT_STR else { throw mismatch(String.self, object, path) }
-        return try _string(object, codingPath: path.path)
+    func string(_ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> String {
+        guard object.type == MSGPACK_OBJECT_STR else { throw mismatch(String.self, object, path()) }
+        return try _string(object, codingPath: path().path)
     }
 
-    func binary(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> [UInt8] {
-        guard object.type == MSGPACK_OBJECT_BIN else { throw mismatch(Data.self, object, path, expected: "binary data") }
+    func binary(_ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> [UInt8] {
+        guard object.type == MSGPACK_OBJECT_BIN else { throw mismatch(Data.self, object, path(), expected: "binary data") }
         return _bytes(object.via.bin.ptr, object.via.bin.size)
     }
 
-    func date(_ object: msgpack_object, _ path: _CodingPathNode) throws(DecodingError) -> Date {
+    func date(_ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> Date {
         switch options.dateDecodingStrategy {
         case .timestamp:
             guard let stamp = MessagePackTimestamp(object: object) else {
-                throw mismatch(Date.self, object, path, expected: "a timestamp")
+                throw mismatch(Date.self, object, path(), expected: "a timestamp")
             }
             return Date(stamp)
         case .secondsSince1970:
-            return Date(timeIntervalSince1970: try double(object, path))
+            return Date(timeIntervalSince1970: try double(object, path()))
         case .millisecondsSince1970:
-            return Date(timeIntervalSince1970: try double(object, path) / 1000)
+            return Date(timeIntervalSince1970: try double(object, path()) / 1000)
         }
     }
 }

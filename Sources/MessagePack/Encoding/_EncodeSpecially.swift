@@ -86,9 +86,19 @@ extension Optional: _MessagePackEncodeSpecially where Wrapped: Encodable {
 extension Array: _MessagePackEncodeSpecially where Element: Encodable {
     func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
         try _checkLength(count, of: self, codingPath: path.path)
-        encoder.buffer(parent).packArrayHeader(count)
-        for (index, element) in enumerated() {
-            try encoder.encodeValue(element, into: parent, path: path.appending(_MessagePackKey(index: index)))
+        let out = encoder.buffer(parent)
+        out.packArrayHeader(count)
+        // Arrays of the common scalars in a tight, specialized loop.
+        if Element.self == Int.self {
+            for element in _cast(self, [Int].self) { out.packInt(Int64(element)) }
+        } else if Element.self == String.self {
+            for element in _cast(self, [String].self) { out.packString(element) }
+        } else if Element.self == Double.self {
+            for element in _cast(self, [Double].self) { out.packDouble(element) }
+        } else {
+            for index in indices {
+                try encoder.encodeValue(self[index], into: parent, path: path.appending(_MessagePackKey(index: index)))
+            }
         }
     }
 }
@@ -104,8 +114,15 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
             return
         }
         if Key.self == String.self {
-            for key in keys.sorted(by: { _cast($0, String.self).utf8.lexicographicallyPrecedes(_cast($1, String.self).utf8) }) {
-                try encodePair(key, self[key]!, encoder, parent, path)
+            // Sort concrete strings (a specialized sort), then visit values by position:
+            // no key is hashed again.
+            let names = _cast(Array(keys), [String].self)
+            let values = Array(self.values)  // in the same order as `keys`
+            let order = names.indices.sorted { names[$0].utf8.lexicographicallyPrecedes(names[$1].utf8) }
+            let out = encoder.buffer(parent)
+            for index in order {
+                out.packString(names[index])
+                try encoder.encodeValue(values[index], into: parent, path: path.appending(_MessagePackKey(stringValue: names[index])))
             }
         } else if Key.self == Int.self {
             for key in keys.sorted(by: { _cast($0, Int.self) < _cast($1, Int.self) }) {

@@ -43,7 +43,9 @@ final class _MessagePackEncoder: Encoder {
     private(set) var current = 0
     /// A misuse found where Codable gives no way to throw (`container(keyedBy:)`),
     /// thrown by the next write or when the value finishes.
-    var deferredError: EncodingError?
+    var deferredError: EncodingError? { didSet { hasDeferredError = deferredError != nil } }
+    /// Checked on every write: cheaper than comparing the optional error.
+    private(set) var hasDeferredError = false
 
     init(options: MessagePackEncoder.Options) {
         self.options = options
@@ -114,7 +116,7 @@ final class _MessagePackEncoder: Encoder {
 
     /// Checks that a container still refers to a live entry and that nothing is pending.
     @inline(__always) func check(_ index: Int, _ serial: Int) throws(EncodingError) {
-        guard index < entries.count, entries[index].serial == serial, deferredError == nil else {
+        guard index < entries.count, entries[index].serial == serial, !hasDeferredError else {
             throw deferredError ?? EncodingError.invalidValue((), .init(
                 codingPath: [], debugDescription: "A container was used after the value it belongs to was finished."))
         }

@@ -126,20 +126,20 @@ extension MessagePackTimestamp {
 }
 
 /// MessagePack lengths are 32-bit.
-func _checkLength(_ length: Int, of value: Any, codingPath: [any CodingKey] = []) throws(EncodingError) {
+func _checkLength(_ length: Int, of value: @autoclosure () -> Any, codingPath: @autoclosure () -> [any CodingKey] = []) throws(EncodingError) {
     guard length <= Int(UInt32.max) else {
-        throw EncodingError.invalidValue(value, .init(
-            codingPath: codingPath, debugDescription: "MessagePack cannot hold \(length) elements or bytes in one value (the most is 4,294,967,295)."))
+        throw EncodingError.invalidValue(value(), .init(
+            codingPath: codingPath(), debugDescription: "MessagePack cannot hold \(length) elements or bytes in one value (the most is 4,294,967,295)."))
     }
 }
 
 /// The UTF-8 text of a str object, validated.
-func _string(_ object: msgpack_object, codingPath: [any CodingKey]) throws(DecodingError) -> String {
+func _string(_ object: msgpack_object, codingPath: @autoclosure () -> [any CodingKey]) throws(DecodingError) -> String {
     let str = object.via.str
     let buffer = UnsafeRawBufferPointer(start: str.ptr, count: Int(str.size))
     guard let string = String(validating: buffer.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
         throw DecodingError.dataCorrupted(.init(
-            codingPath: codingPath, debugDescription: "The string is not valid UTF-8 (at \(_render(codingPath)))."))
+            codingPath: codingPath(), debugDescription: "The string is not valid UTF-8 (at \(_render(codingPath())))."))
     }
     return string
 }
