@@ -294,7 +294,7 @@ struct JSONTests {
 
     @Test("doubles print in the shortest text that reads back bit for bit, with '.' or 'e'")
     func doubleRoundTrip() throws {
-        var random = SeededRandom(state: 0x5EED)
+        var random = SplitMix64(seed: 0x5EED)
         var doubles: [Double] = [0, 1, -1, 0.1, 1e16, 123456789012345680, .ulpOfOne, .leastNormalMagnitude, .pi]
         for _ in 0..<2000 {
             let double = Double(bitPattern: random.next())
@@ -313,7 +313,7 @@ struct JSONTests {
 
     @Test("float32 values read back bit for bit, from their own text and from float64 text")
     func floatRoundTrip() throws {
-        var random = SeededRandom(state: 0xF10A7)
+        var random = SplitMix64(seed: 0xF10A7)
         for _ in 0..<2000 {
             let float = Float(bitPattern: UInt32(truncatingIfNeeded: random.next()))
             guard float.isFinite else { continue }
@@ -326,18 +326,5 @@ struct JSONTests {
                 #expect(back.bitPattern == float.bitPattern, "\(text)")
             }
         }
-    }
-}
-
-/// SplitMix64: the same "random" values on every run, so failures repeat.
-private struct SeededRandom {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -104,7 +104,7 @@ final class _Packer {
         data.advanced(by: offset).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
     }
 
-    /// Moves the contents into a Swift array.
+    /// A copy of the contents as a Swift array.
     func makeArray() -> [UInt8] {
         [UInt8](bytes)
     }

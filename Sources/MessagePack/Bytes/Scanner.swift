@@ -38,7 +38,7 @@ struct _Scanner {
             let lead = byte(pos)
             let start = pos
             var containerItems = -1  // >= 0 when this value opens a container
-            var kind = "an array"
+            var isMap = false
 
             switch lead {
             case 0x00...0x7f, 0xe0...0xff, 0xc0, 0xc2, 0xc3:
@@ -87,7 +87,7 @@ struct _Scanner {
                 }
                 pos += header
                 containerItems = count * 2
-                kind = "a map"
+                isMap = true
             default:
                 throw corrupted("byte \(lead) at offset \(pos) is not MessagePack")  // unreachable: every byte is covered above
             }
@@ -96,7 +96,8 @@ struct _Scanner {
             }
 
             if containerItems >= 0 {
-                let elements = kind == "a map" ? containerItems / 2 : containerItems
+                let elements = isMap ? containerItems / 2 : containerItems
+                let kind = isMap ? "a map" : "an array"
                 guard elements <= limits.maxContainerLength else {
                     throw corrupted("\(kind) of \(elements) elements is over the limit of \(limits.maxContainerLength)")
                 }
@@ -106,7 +107,7 @@ struct _Scanner {
                 // Every item takes at least one byte: a count the rest of the input
                 // cannot hold is refused here, before anything is allocated for it.
                 guard containerItems <= end - pos else {
-                    return .incomplete(needed: "\(kind) of \(elements) elements has only \(end - pos) bytes after its header")
+                    return .incomplete(needed: "\(kind) of \(elements) elements has only \(end - pos) \(end - pos == 1 ? "byte" : "bytes") after its header")
                 }
                 if containerItems > 0 {
                     open.append(containerItems)

@@ -125,17 +125,22 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
                 try encoder.encodeValue(values[index], into: parent, path: path.appending(_MessagePackKey(stringValue: names[index])))
             }
         } else if Key.self == Int.self {
-            for key in keys.sorted(by: { _cast($0, Int.self) < _cast($1, Int.self) }) {
-                try encodePair(key, self[key]!, encoder, parent, path)
+            for (key, value) in sorted(by: { _cast($0.key, Int.self) < _cast($1.key, Int.self) }) {
+                try encodePair(key, value, encoder, parent, path)
             }
         } else {
-            // Any other key type: ordered by the keys' MessagePack values (integers by value).
-            var encoded: [(key: Key, value: MessagePackValue)] = []
-            for key in keys {
-                encoded.append((key, try MessagePackValue(bytes: MessagePackEncoder.encodeForKey(key, options: encoder.options))))
+            // Any other key type: each key is encoded once, ordered by its MessagePack
+            // value (integers by value), and its bytes written as they are.
+            var entries: [(bytes: [UInt8], order: MessagePackValue, value: Value)] = []
+            for (key, value) in self {
+                let bytes = try _MessagePackEncoder(options: encoder.options).encodeTopLevel(key)
+                entries.append((bytes, try MessagePackValue(bytes: bytes), value))
             }
-            encoded.sort { $0.value.sortsBefore($1.value) }
-            for pair in encoded { try encodePair(pair.key, self[pair.key]!, encoder, parent, path) }
+            entries.sort { $0.order.sortsBefore($1.order) }
+            for entry in entries {
+                entry.bytes.withUnsafeBytes { encoder.buffer(parent).append($0) }
+                try encoder.encodeValue(entry.value, into: parent, path: path.appending(_MessagePackKey(describing: entry.order)))
+            }
         }
     }
 
@@ -144,12 +149,6 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
     ) throws {
         try encoder.encodeValue(key, into: parent, path: path)
         try encoder.encodeValue(value, into: parent, path: path.appending(_MessagePackKey(stringValue: "\(key)")))
-    }
-}
-
-extension MessagePackEncoder {
-    static func encodeForKey<K: Encodable>(_ key: K, options: Options) throws -> [UInt8] {
-        try _MessagePackEncoder(options: options).encodeTopLevel(key)
     }
 }
 

@@ -72,13 +72,13 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func nestedContainer<NestedKey: CodingKey>(
         keyedBy keyType: NestedKey.Type, forKey key: Key
     ) -> KeyedEncodingContainer<NestedKey> {
-        let child = nested(key, kind: encoder.options.structEncodingStrategy == .map ? .map : .array)
+        let child = nestedEntry(key, kind: encoder.options.structEncodingStrategy == .map ? .map : .array)
         return KeyedEncodingContainer(_KeyedContainer<NestedKey>(
             encoder: encoder, index: child, serial: encoder.entries[child].serial))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        let child = nested(key, kind: .array)
+        let child = nestedEntry(key, kind: .array)
         return _UnkeyedContainer(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
 
@@ -93,10 +93,6 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     private mutating func _superEncoder(key: some CodingKey) -> any Encoder {
         let child = nestedEntry(key, kind: .slot)
         return _SuperEncoder(encoder: encoder, index: child, serial: encoder.entries[child].serial)
-    }
-
-    private mutating func nested(_ key: Key, kind: _MessagePackEncoder.Kind) -> Int {
-        nestedEntry(key, kind: kind)
     }
 
     /// Writes the key now and opens an entry that is spliced in right after it.
