@@ -11,7 +11,7 @@ final class _Packer {
     private let buffer: UnsafeMutablePointer<msgpack_sbuffer>
     private let packer: UnsafeMutablePointer<msgpack_packer>
     /// Set when msgpack-c could not grow the buffer.
-    private(set) var failed = false
+    @exclusivity(unchecked) private(set) var failed = false
 
     init() {
         buffer = .allocate(capacity: 1)
@@ -25,6 +25,9 @@ final class _Packer {
         buffer.deallocate()
         packer.deallocate()
     }
+
+    /// Bytes allocated.
+    var capacity: Int { buffer.pointee.alloc }
 
     /// Bytes written so far.
     var count: Int { buffer.pointee.size }

@@ -13,10 +13,11 @@ import CMsgPack
 /// so a nested value costs no decoder object of its own.
 final class _MessagePackDecoder: Decoder {
     let options: MessagePackDecoder.Options
-    private(set) var current: msgpack_object
-    private(set) var path: _CodingPathNode = .root
+    // Touched only by the thread running this decode (see _MessagePackEncoder).
+    @exclusivity(unchecked) private(set) var current: msgpack_object
+    @exclusivity(unchecked) private(set) var path: _CodingPathNode = .root
     /// Where the last key was found, so fields read in order are found at once.
-    var hint: (map: UnsafeMutablePointer<msgpack_object_kv>?, index: Int) = (nil, 0)
+    @exclusivity(unchecked) var hint: (map: UnsafeMutablePointer<msgpack_object_kv>?, index: Int) = (nil, 0)
 
     init(options: MessagePackDecoder.Options, root: msgpack_object, path: _CodingPathNode = .root) {
         self.options = options

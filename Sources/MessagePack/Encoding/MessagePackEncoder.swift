@@ -58,6 +58,9 @@ public final class MessagePackEncoder: Sendable {
     }
 
     private let storage = Mutex(Options())
+    /// An encoder kept from the last call, with its buffers, so a steady stream of
+    /// `encode` calls allocates only its results. One at a time takes it.
+    private let spare = Mutex<_MessagePackEncoder?>(nil)
 
     public init() {}
 
@@ -101,7 +104,13 @@ public final class MessagePackEncoder: Sendable {
     ///   (a string over 4 GiB, an integer key missing, a container misused), with the
     ///   coding path of the value.
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let encoder = _MessagePackEncoder(options: storage.withLock { $0 })
-        return try encoder.encodeTopLevel(value)
+        let options = storage.withLock { $0 }
+        let encoder = spare.withLock { $0.take() } ?? _MessagePackEncoder(options: options)
+        encoder.options = options
+        let bytes = try encoder.encodeTopLevel(value)
+        if encoder.retainedCapacity <= 1 << 20 {
+            spare.withLock { $0 = encoder }
+        }
+        return bytes
     }
 }

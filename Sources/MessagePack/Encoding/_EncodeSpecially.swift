@@ -113,13 +113,22 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
             for (key, value) in self { try encodePair(key, value, encoder, parent, path) }
             return
         }
-        if Key.self == String.self {
+        let out = encoder.buffer(parent)
+        // String-keyed maps of the common scalars in specialized code (no generic dispatch).
+        if Key.self == String.self && Value.self == Int.self {
+            _encodeSorted(_cast(self, [String: Int].self), into: out) { out.packInt(Int64($0)) }
+        } else if Key.self == String.self && Value.self == String.self {
+            _encodeSorted(_cast(self, [String: String].self), into: out) { out.packString($0) }
+        } else if Key.self == String.self && Value.self == Double.self {
+            _encodeSorted(_cast(self, [String: Double].self), into: out) { out.packDouble($0) }
+        } else if Key.self == String.self && Value.self == Bool.self {
+            _encodeSorted(_cast(self, [String: Bool].self), into: out) { out.packBool($0) }
+        } else if Key.self == String.self {
             // Sort concrete strings (a specialized sort), then visit values by position:
             // no key is hashed again.
             let names = _cast(Array(keys), [String].self)
             let values = Array(self.values)  // in the same order as `keys`
             let order = names.indices.sorted { names[$0].utf8.lexicographicallyPrecedes(names[$1].utf8) }
-            let out = encoder.buffer(parent)
             for index in order {
                 out.packString(names[index])
                 try encoder.encodeValue(values[index], into: parent, path: path.appending(_MessagePackKey(stringValue: names[index])))
@@ -149,6 +158,15 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
     ) throws {
         try encoder.encodeValue(key, into: parent, path: path)
         try encoder.encodeValue(value, into: parent, path: path.appending(_MessagePackKey(stringValue: "\(key)")))
+    }
+}
+
+/// A string-keyed map's pairs, keys sorted by their UTF-8 bytes; specialized per value type.
+@inline(__always)
+private func _encodeSorted<V>(_ map: [String: V], into out: _Packer, value pack: (V) -> Void) {
+    for (key, value) in map.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+        out.packString(key)
+        pack(value)
     }
 }
 
