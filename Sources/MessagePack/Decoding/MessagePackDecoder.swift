@@ -39,6 +39,9 @@ public final class MessagePackDecoder: Sendable {
     }
 
     private let storage = Mutex(Options())
+    /// A decoder kept from the last call (it remembers which types need no special
+    /// handling). One call at a time takes it.
+    private let spare = Mutex<_MessagePackDecoder?>(nil)
 
     public init() {}
 
@@ -81,7 +84,15 @@ public final class MessagePackDecoder: Sendable {
     public func decode<T: Decodable>(_ type: T.Type, from buffer: UnsafeRawBufferPointer) throws -> T {
         let options = storage.withLock { $0 }
         let unpacked = try _Unpacked(parsing: buffer, limits: options.limits)
-        let decoder = _MessagePackDecoder(options: options, root: unpacked.root)
-        return try decoder.decodeValue(T.self, from: unpacked.root, path: .root)
+        let decoder: _MessagePackDecoder
+        if let reused = spare.withLock({ $0.take() }) {
+            reused.reset(options: options, root: unpacked.root)
+            decoder = reused
+        } else {
+            decoder = _MessagePackDecoder(options: options, root: unpacked.root)
+        }
+        let value = try decoder.decodeValue(T.self, from: unpacked.root, path: .root)
+        spare.withLock { $0 = decoder }
+        return value
     }
 }

@@ -12,17 +12,28 @@ import CMsgPack
 /// standing for the value being decoded (`current`) and moving down and back up,
 /// so a nested value costs no decoder object of its own.
 final class _MessagePackDecoder: Decoder {
-    let options: MessagePackDecoder.Options
+    var options: MessagePackDecoder.Options
     // Touched only by the thread running this decode (see _MessagePackEncoder).
     @exclusivity(unchecked) private(set) var current: msgpack_object
     @exclusivity(unchecked) private(set) var path: _CodingPathNode = .root
     /// Where the last key was found, so fields read in order are found at once.
     @exclusivity(unchecked) var hint: (map: UnsafeMutablePointer<msgpack_object_kv>?, index: Int) = (nil, 0)
 
+    /// Types that decode themselves (no special form), kept while this decoder is reused.
+    @exclusivity(unchecked) private var plainTypes: Set<ObjectIdentifier> = []
+
     init(options: MessagePackDecoder.Options, root: msgpack_object, path: _CodingPathNode = .root) {
         self.options = options
         self.current = root
         self.path = path
+    }
+
+    /// Readies a finished decoder for another call.
+    func reset(options: MessagePackDecoder.Options, root: msgpack_object) {
+        self.options = options
+        current = root
+        path = .root
+        hint = (nil, 0)
     }
 
     var codingPath: [any CodingKey] { path.path }
@@ -69,12 +80,25 @@ final class _MessagePackDecoder: Decoder {
         if T.self == Date.self { return _cast(try date(object, path()), T.self) }
         if T.self == Data.self { return _cast(Data(try binary(object, path())), T.self) }
         if T.self == [UInt8].self, object.type == MSGPACK_OBJECT_BIN { return _cast(try binary(object, path()), T.self) }
-        // Other scalars, Foundation types, optionals, arrays and dictionaries: one dynamic cast.
-        if let special = T.self as? any _MessagePackDecodeSpecially.Type {
-            func open<S: _MessagePackDecodeSpecially>(_: S.Type) throws -> T {
-                _cast(try S.decodeSpecially(from: object, decoder: self, path: path()), T.self)
+        // Collections of the common scalars, in specialized code.
+        if T.self == [Int].self { return _cast(try [Int].decodeSpecially(from: object, decoder: self, path: path()), T.self) }
+        if T.self == [String].self { return _cast(try _array(object, path(), as: String.self) { try self.string($0, $1()) }, T.self) }
+        if T.self == [Double].self { return _cast(try _array(object, path(), as: Double.self) { try self.double($0, $1()) }, T.self) }
+        if T.self == [String: Int].self { return _cast(try _stringMap(object, path()) { try self.integer(Int.self, $0, $1()) }, T.self) }
+        if T.self == [String: String].self { return _cast(try _stringMap(object, path()) { try self.string($0, $1()) }, T.self) }
+        if T.self == [String: Double].self { return _cast(try _stringMap(object, path()) { try self.double($0, $1()) }, T.self) }
+        if T.self == [String: Bool].self { return _cast(try _stringMap(object, path()) { try self.bool($0, $1()) }, T.self) }
+        // Other scalars, Foundation types, optionals, arrays and dictionaries: one dynamic
+        // cast, skipped for types already found to decode themselves.
+        let type = ObjectIdentifier(T.self)
+        if !plainTypes.contains(type) {
+            if let special = T.self as? any _MessagePackDecodeSpecially.Type {
+                func open<S: _MessagePackDecodeSpecially>(_: S.Type) throws -> T {
+                    _cast(try S.decodeSpecially(from: object, decoder: self, path: path()), T.self)
+                }
+                return try open(special)
             }
-            return try open(special)
+            plainTypes.insert(type)
         }
         // Anything else decodes itself, with this decoder moved to the object.
         let saved = (current, self.path)
@@ -148,6 +172,47 @@ final class _MessagePackDecoder: Decoder {
         }
     }
 }
+
+extension _MessagePackDecoder {
+    /// An array whose elements `element` reads; specialized per element type.
+    @inline(__always)
+    func _array<E>(
+        _ object: msgpack_object, _ path: _CodingPathNode, as: E.Type,
+        element: (msgpack_object, @autoclosure () -> _CodingPathNode) throws -> E
+    ) throws -> [E] {
+        guard object.type == MSGPACK_OBJECT_ARRAY else { throw mismatch([E].self, object, path, expected: "an array") }
+        let array = object.via.array
+        var result: [E] = []
+        result.reserveCapacity(Int(array.size))  // bounded by the input: the scanner checked the count
+        for index in 0..<Int(array.size) {
+            result.append(try element(array.ptr[index], path.appending(_MessagePackKey(index: index))))
+        }
+        return result
+    }
+
+    /// A map with string keys whose values `value` reads; specialized per value type.
+    /// A key that appears twice keeps its last value, as for any dictionary.
+    @inline(__always)
+    func _stringMap<V>(
+        _ object: msgpack_object, _ path: _CodingPathNode,
+        value: (msgpack_object, @autoclosure () -> _CodingPathNode) throws -> V
+    ) throws -> [String: V] {
+        guard object.type == MSGPACK_OBJECT_MAP else { throw mismatch([String: V].self, object, path, expected: "a map") }
+        let map = object.via.map
+        var result: [String: V] = [:]
+        result.reserveCapacity(Int(map.size))
+        for index in 0..<Int(map.size) {
+            let key = try string(map.ptr[index].key, path)
+            result[key] = try value(map.ptr[index].val, path.appending(_MessagePackKey(stringValue: key)))
+        }
+        return result
+    }
+}
+
+/// One thread at a time uses a decoder: it passes between threads only through
+/// `MessagePackDecoder`'s spare slot, behind its mutex, and keeps no pointer into
+/// a finished call's input (`reset` replaces them before use).
+extension _MessagePackDecoder: @unchecked Sendable {}
 
 extension Date {
     /// The date of a timestamp, split in the reference epoch to round once.

@@ -136,8 +136,13 @@ func _checkLength(_ length: Int, of value: @autoclosure () -> Any, codingPath: @
 /// The UTF-8 text of a str object, validated.
 func _string(_ object: msgpack_object, codingPath: @autoclosure () -> [any CodingKey]) throws(DecodingError) -> String {
     let str = object.via.str
-    let buffer = UnsafeRawBufferPointer(start: str.ptr, count: Int(str.size))
-    guard let string = String(validating: buffer.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
+    let buffer = UnsafeRawBufferPointer(start: str.ptr, count: Int(str.size)).assumingMemoryBound(to: UInt8.self)
+    // ASCII is valid UTF-8: checking for it is much cheaper than general validation,
+    // and keys and most message text are ASCII.
+    if buffer.allSatisfy({ $0 < 0x80 }) {
+        return String(decoding: buffer, as: UTF8.self)
+    }
+    guard let string = String(validating: buffer, as: UTF8.self) else {
         throw DecodingError.dataCorrupted(.init(
             codingPath: codingPath(), debugDescription: "The string is not valid UTF-8 (at \(_render(codingPath())))."))
     }
