@@ -237,4 +237,43 @@ struct CodableTests {
         bad.append([0xdd, 0xff, 0xff, 0xff, 0xff])
         #expect(throws: DecodingError.self) { try bad.nextValue() }
     }
+
+    struct Wide: Codable, Equatable {
+        var f1 = 1, f2 = 2, f3 = 3, f4 = 4, f5 = 5, f6 = 6, f7 = 7, f8 = 8, f9 = 9
+        var f10 = 10, f11 = 11, f12 = 12, f13 = 13, f14 = 14, f15 = 15, f16 = 16, f17 = "seventeen"
+        var inner = Inner(a: 1, b: "b", c: true)
+    }
+
+    @Test("headers grow past the fix formats: 18 fields, 70,000 elements through an unkeyed container")
+    func growingHeaders() throws {
+        let wide = try roundTrip([Wide(), Wide(f1: -1)])
+        #expect(Array(wide.prefix(2)) == [0x92, 0xde])  // map16 for the first struct's 18 fields
+        #expect(try MessagePackValue(bytes: wide)[1]?["f17"] == "seventeen")
+        let big = Set(0..<70_000)
+        let bytes = try roundTrip(big)
+        #expect(bytes.first == 0xdd)  // array32: Set encodes through an unkeyed container
+    }
+
+    /// An `encode(to:)` that catches an element's error and goes on.
+    struct Forgiving: Encodable {
+        struct Refuses: Encodable {
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.unkeyedContainer()
+                try c.encode(1)
+                throw EncodingError.invalidValue(0, .init(codingPath: encoder.codingPath, debugDescription: "no"))
+            }
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.unkeyedContainer()
+            try c.encode("before")
+            try? c.encode(Refuses())
+            try c.encode("after")
+        }
+    }
+
+    @Test("an element that fails to encode leaves no bytes behind when the error is caught")
+    func caughtError() throws {
+        let bytes = try MessagePackEncoder().encode(Forgiving())
+        #expect(try MessagePackValue(bytes: bytes) == ["before", "after"])
+    }
 }

@@ -107,6 +107,16 @@ final class _Packer {
         data.advanced(by: offset).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
     }
 
+    /// Replaces the one byte at `offset` with `raw` (a header where its placeholder was).
+    func replaceByte(at offset: Int, with raw: UnsafeRawBufferPointer) {
+        precondition(offset < count && raw.count > 0)
+        guard let data = UnsafeMutableRawPointer(buffer.pointee.data) else { return }
+        data.storeBytes(of: raw[0], toByteOffset: offset, as: UInt8.self)
+        if raw.count > 1 {
+            insert(UnsafeRawBufferPointer(rebasing: raw[1...]), at: offset + 1)
+        }
+    }
+
     /// A copy of the contents as a Swift array.
     func makeArray() -> [UInt8] {
         [UInt8](bytes)

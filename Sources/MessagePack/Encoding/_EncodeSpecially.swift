@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -128,7 +131,7 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
             // no key is hashed again.
             let names = _cast(Array(keys), [String].self)
             let values = Array(self.values)  // in the same order as `keys`
-            let order = names.indices.sorted { names[$0].utf8.lexicographicallyPrecedes(names[$1].utf8) }
+            let order = names.indices.sorted { _utf8Precedes(names[$0], names[$1]) }
             for index in order {
                 out.packString(names[index])
                 try encoder.encodeValue(values[index], into: parent, path: path.appending(_MessagePackKey(stringValue: names[index])))
@@ -161,10 +164,22 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
     }
 }
 
+/// Whether `a` sorts before `b` by their UTF-8 bytes (code point order).
+func _utf8Precedes(_ a: String, _ b: String) -> Bool {
+    var a = a, b = b
+    return a.withUTF8 { x in
+        b.withUTF8 { y in
+            let common = min(x.count, y.count)
+            let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+            return order != 0 ? order < 0 : x.count < y.count
+        }
+    }
+}
+
 /// A string-keyed map's pairs, keys sorted by their UTF-8 bytes; specialized per value type.
 @inline(__always)
 private func _encodeSorted<V>(_ map: [String: V], into out: _Packer, value pack: (V) -> Void) {
-    for (key, value) in map.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+    for (key, value) in map.sorted(by: { _utf8Precedes($0.key, $1.key) }) {
         out.packString(key)
         pack(value)
     }

@@ -36,8 +36,11 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encode(_ value: UInt64, forKey key: Key) throws { try begin(key).packUInt(value) }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        _ = try begin(key)
-        try encoder.encodeValue(value, into: index, path: path(key))
+        try encoder.check(index, serial)
+        let out = encoder.buffer(index)
+        let mark = out.count
+        if !asArray { encoder.encodeKey(key, into: out) }
+        try encoder.encodeElement(value, into: index, mark: mark, path: path(key))
     }
 
     // An absent optional is left out of a map, but is a nil in an array, where
@@ -45,28 +48,24 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encodeIfPresent<T: Encodable>(_ value: T?, forKey key: Key) throws {
         if let value { try encode(value, forKey: key) } else if asArray { try encodeNil(forKey: key) }
     }
-    mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: Float?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: Int8?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: Int16?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: Int32?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: Int64?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: UInt?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: UInt8?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: UInt16?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: UInt32?, forKey key: Key) throws { try present(value, key) }
-    mutating func encodeIfPresent(_ value: UInt64?, forKey key: Key) throws { try present(value, key) }
+    mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: Float?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: Int8?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: Int16?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: Int32?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: Int64?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: UInt?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: UInt8?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: UInt16?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: UInt32?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
+    mutating func encodeIfPresent(_ value: UInt64?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } else { try absent(key) } }
 
-    private mutating func present<T: Encodable>(_ value: T?, _ key: Key) throws {
-        if let value {
-            _ = try begin(key)
-            try encoder.encodeValue(value, into: index, path: path(key))
-        } else if asArray {
-            try encodeNil(forKey: key)
-        }
+    /// An absent optional: nothing in a map, a nil in an array.
+    private mutating func absent(_ key: Key) throws {
+        if asArray { try encodeNil(forKey: key) }
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
@@ -121,8 +120,8 @@ struct _UnkeyedContainer: UnkeyedEncodingContainer {
         return encoder.buffer(index)
     }
 
-    private var nextPath: _CodingPathNode {
-        encoder.entries[index].path.appending(_MessagePackKey(index: encoder.entries[index].count))
+    private func elementPath(_ position: Int) -> _CodingPathNode {
+        encoder.entries[index].path.appending(_MessagePackKey(index: position))
     }
 
     mutating func encodeNil() throws { try begin().packNil() }
@@ -142,9 +141,9 @@ struct _UnkeyedContainer: UnkeyedEncodingContainer {
     mutating func encode(_ value: UInt64) throws { try begin().packUInt(value) }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        let path = nextPath
-        _ = try begin()
-        try encoder.encodeValue(value, into: index, path: path)
+        try encoder.check(index, serial)
+        let position = count  // the path is only built if an error needs it
+        try encoder.encodeElement(value, into: index, mark: encoder.buffer(index).count, path: elementPath(position))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
@@ -165,7 +164,7 @@ struct _UnkeyedContainer: UnkeyedEncodingContainer {
 
     private mutating func nestedEntry(kind: _MessagePackEncoder.Kind) -> Int {
         do { try encoder.check(index, serial) } catch { encoder.deferredError = encoder.deferredError ?? error }
-        let path = nextPath
+        let path = elementPath(count)
         encoder.entries[index].count += 1
         return encoder.push(parent: index, offset: encoder.buffer(index).count, kind: kind, path: path)
     }
@@ -179,12 +178,16 @@ struct _SingleValueContainer: SingleValueEncodingContainer {
 
     var codingPath: [any CodingKey] { encoder.entries[index].path.path }
 
-    @inline(__always) private func begin() throws(EncodingError) -> _Packer {
+    private func checkEmpty() throws(EncodingError) {
         try encoder.check(index, serial)
         guard encoder.entries[index].count == 0 else {
             throw EncodingError.invalidValue((), .init(
                 codingPath: codingPath, debugDescription: "A single value container was asked to encode a second value."))
         }
+    }
+
+    @inline(__always) private func begin() throws(EncodingError) -> _Packer {
+        try checkEmpty()
         encoder.entries[index].count = 1
         return encoder.buffer(index)
     }
@@ -206,8 +209,8 @@ struct _SingleValueContainer: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt64) throws { try begin().packUInt(value) }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        _ = try begin()
-        try encoder.encodeValue(value, into: index, path: encoder.entries[index].path)
+        try checkEmpty()
+        try encoder.encodeElement(value, into: index, mark: encoder.buffer(index).count, path: encoder.entries[index].path)
     }
 }
 

@@ -8,13 +8,13 @@ import Foundation
 ///
 /// A map's or array's header holds its element count, which a Codable container
 /// only knows when it is done. So every value under construction is an *entry* on
-/// a stack, writing into its own msgpack-c buffer (one buffer per stack depth,
-/// reused, so a steady state allocates nothing); when the value is finished its
-/// header and bytes go into its parent's buffer. A value's containers are done
-/// when its `encode(to:)` returns, which is when the entry is finished. Nested
-/// containers and super encoders are entries too, spliced into their parent at
-/// the offset where they were created when the parent's value finishes — so they
-/// may be filled in any order, as Codable allows.
+/// a stack. A value writes straight into its parent's buffer, behind a one-byte
+/// placeholder for its header; when it is finished (when its `encode(to:)`
+/// returns) the placeholder becomes the header — a fix-format byte for up to 15
+/// elements, else the longer header is inserted. Nested containers and super
+/// encoders write into buffers of their own instead, spliced into their parent
+/// where they were created when the parent's value finishes, so they may be filled
+/// in any order, as Codable allows. Buffers are msgpack-c's, reused across calls.
 ///
 /// This object is also the `Encoder` passed to `encode(to:)`: it stands for the
 /// entry of the value being encoded (`current`), as swift-foundation's JSON
@@ -30,9 +30,14 @@ final class _MessagePackEncoder: Encoder {
         var serial: Int
         /// The entry this one's bytes go into.
         var parent: Int
-        /// Where in the parent's buffer they go; `nil` appends when finished.
+        /// For an entry with a buffer of its own: where in the parent's buffer it is
+        /// spliced when finished. `nil` for an entry that writes in its parent's buffer.
         var offset: Int?
         var path: _CodingPathNode
+        /// The buffer it writes in.
+        var buffer: Int
+        /// Where its bytes start in that buffer (its header placeholder, for a map or array).
+        var start: Int
     }
 
     // The hot state is only ever touched by the one thread running this encode, and
@@ -41,6 +46,10 @@ final class _MessagePackEncoder: Encoder {
     var options: MessagePackEncoder.Options
     @exclusivity(unchecked) var entries: [Entry] = []
     @exclusivity(unchecked) private var buffers: [_Packer] = []
+    /// Buffers in use: the root's, and one per live entry with a buffer of its own.
+    @exclusivity(unchecked) private var ownBuffers = 0
+    /// Where headers are packed before they replace their placeholder.
+    private let scratch = _Packer()
     @exclusivity(unchecked) private var nextSerial = 0
     /// The entry of the value whose `encode(to:)` is running.
     @exclusivity(unchecked) private(set) var current = 0
@@ -96,7 +105,7 @@ final class _MessagePackEncoder: Encoder {
     private func claim(_ index: Int, as kind: Kind, for what: String) {
         let existing = entries[index].kind
         if existing == .slot {
-            entries[index].kind = kind
+            open(index, as: kind)
         } else if existing != kind || kind == .single && entries[index].count > 0 {
             deferredError = deferredError ?? EncodingError.invalidValue((), .init(
                 codingPath: entries[index].path.path,
@@ -104,20 +113,41 @@ final class _MessagePackEncoder: Encoder {
         }
     }
 
+    /// Gives an entry its kind; a map or array gets a header placeholder before its first element.
+    private func open(_ index: Int, as kind: Kind) {
+        entries[index].kind = kind
+        if kind == .map || kind == .array {
+            let out = buffers[entries[index].buffer]
+            entries[index].start = out.count
+            out.packNil()  // one byte, replaced by the header when the count is known
+        }
+    }
+
     // MARK: The stack
 
-    /// Starts a value that goes into `parent`: at its end, or at `offset`.
+    /// Starts a value that goes into `parent`: written in the parent's buffer, or,
+    /// with an `offset`, in a buffer of its own spliced into the parent's there.
     func push(parent: Int, offset: Int?, kind: Kind, path: _CodingPathNode) -> Int {
         let index = entries.count
+        let buffer: Int
+        if offset != nil || index == 0 {
+            buffer = ownBuffers
+            ownBuffers += 1
+            while buffers.count <= buffer { buffers.append(_Packer()) }
+            buffers[buffer].removeAll()
+        } else {
+            buffer = entries[parent].buffer
+        }
         nextSerial += 1
-        entries.append(Entry(kind: kind, serial: nextSerial, parent: parent, offset: offset, path: path))
-        // One buffer per depth, and one more above the top for headers (see `finish`).
-        while buffers.count <= index + 1 { buffers.append(_Packer()) }
-        buffers[index].removeAll()  // it may hold a header from `finish`, where it served as scratch
+        entries.append(Entry(
+            kind: .slot, serial: nextSerial, parent: parent, offset: offset, path: path,
+            buffer: buffer, start: buffers[buffer].count))
+        if kind != .slot { open(index, as: kind) }
         return index
     }
 
-    @inline(__always) func buffer(_ index: Int) -> _Packer { buffers[index] }
+    /// The buffer entry `index` writes in.
+    @inline(__always) func buffer(_ index: Int) -> _Packer { buffers[entries[index].buffer] }
 
     /// Checks that a container still refers to a live entry and that nothing is pending.
     @inline(__always) func check(_ index: Int, _ serial: Int) throws(EncodingError) {
@@ -127,35 +157,42 @@ final class _MessagePackEncoder: Encoder {
         }
     }
 
-    /// Finishes entries down to and including `index`: each goes, header first, into
-    /// its parent, at its offset or at the end.
+    /// Finishes entries down to and including `index`: each gets its header, and an
+    /// entry with a buffer of its own is spliced into its parent's.
     func finish(downTo index: Int) throws(EncodingError) {
         while entries.count > index {
-            let top = entries.count - 1
-            let entry = entries[top]
-            let own = buffers[top]
-            let target = buffers[entry.parent]
-            let header = buffers[entries.count]  // scratch: the depth above the top is free
-            header.removeAll()
+            let entry = entries.removeLast()
+            let out = buffers[entry.buffer]
             switch entry.kind {
-            case .map: try _checkLength(entry.count, of: (), codingPath: entry.path.path); header.packMapHeader(entry.count)
-            case .array: try _checkLength(entry.count, of: (), codingPath: entry.path.path); header.packArrayHeader(entry.count)
-            case .single where entry.count == 1: break
+            case .map, .array:
+                try _checkLength(entry.count, of: (), codingPath: entry.path.path)
+                scratch.removeAll()
+                if entry.kind == .map { scratch.packMapHeader(entry.count) } else { scratch.packArrayHeader(entry.count) }
+                out.replaceByte(at: entry.start, with: scratch.bytes)
+            case .single where entry.count == 1:
+                break
             case .slot, .single:
                 // Nothing was encoded (an unused super encoder, an empty type): an empty map, as JSON writes {}.
-                header.packMapHeader(0)
+                out.packMapHeader(0)
             }
             if let offset = entry.offset {
-                target.insert(own.bytes, at: offset)
-                target.insert(header.bytes, at: offset)
-            } else {
-                target.append(header.bytes)
-                target.append(own.bytes)
+                buffers[entries[entry.parent].buffer].insert(out.bytes, at: offset)
+                out.removeAll()
+                ownBuffers -= 1
             }
-            own.removeAll()
-            entries.removeLast()
-            if target.failed || own.failed {
+            if out.failed || buffer(entry.parent).failed {
                 throw EncodingError.invalidValue((), .init(codingPath: entry.path.path, debugDescription: "Out of memory."))
+            }
+        }
+    }
+
+    /// Drops entries down to and including `index` after an error, releasing their
+    /// own buffers; the container that started the value removes its bytes
+    /// (`encodeElement`).
+    func abandon(downTo index: Int) {
+        while entries.count > index {
+            if entries.removeLast().offset != nil {
+                ownBuffers -= 1
             }
         }
     }
@@ -165,12 +202,13 @@ final class _MessagePackEncoder: Encoder {
     /// Encodes one value. The encoder may be used again afterwards: its buffers are kept.
     func encodeTopLevel<T: Encodable>(_ value: T) throws -> [UInt8] {
         entries.removeAll(keepingCapacity: true)
+        ownBuffers = 0
         deferredError = nil
         current = 0
         let root = push(parent: 0, offset: nil, kind: .single, path: .root)
         try encodeValue(value, into: root, path: .root)
         if let deferredError { throw deferredError }
-        let bytes = buffers[root]
+        let bytes = buffer(root)
         guard !bytes.failed else {
             throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "Out of memory."))
         }
@@ -178,11 +216,28 @@ final class _MessagePackEncoder: Encoder {
     }
 
     /// Bytes held by the buffers, so that a cached encoder does not keep a large message's memory.
-    var retainedCapacity: Int { buffers.reduce(0) { $0 + $1.capacity } }
+    var retainedCapacity: Int { buffers.reduce(scratch.capacity) { $0 + $1.capacity } }
+
+    /// Writes one element of container `index`, whose key (if any) the caller wrote
+    /// after `mark`, and counts it. If encoding the value throws, the container is
+    /// left as it was at `mark`, so an `encode(to:)` that catches the error and goes
+    /// on still writes valid bytes.
+    func encodeElement<T: Encodable>(
+        _ value: T, into index: Int, mark: Int, path: @autoclosure () -> _CodingPathNode
+    ) throws {
+        entries[index].count += 1
+        do {
+            try encodeValue(value, into: index, path: path())
+        } catch {
+            buffer(index).truncate(to: mark)
+            entries[index].count -= 1
+            throw error
+        }
+    }
 
     /// Writes one value into the buffer of entry `parent`. The caller counts it.
     func encodeValue<T: Encodable>(_ value: T, into parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
-        let out = buffers[parent]
+        let out = buffer(parent)
         // Types MessagePack has a format for, checked by metatype (no dynamic cast).
         if T.self == Int.self { out.packInt(Int64(_cast(value, Int.self))); return }
         if T.self == String.self { out.packString(_cast(value, String.self)); return }
@@ -224,7 +279,7 @@ final class _MessagePackEncoder: Encoder {
             try value.encode(to: self)
         } catch {
             // Leave the stack as it was for the caller; the error carries on.
-            while entries.count > index { buffers[entries.count - 1].removeAll(); entries.removeLast() }
+            abandon(downTo: index)
             throw error
         }
         if let deferredError { throw deferredError }
