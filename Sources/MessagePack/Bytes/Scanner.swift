@@ -23,8 +23,11 @@ struct _Scanner {
         let end = bytes.count
         let maxDepth = min(limits.maxDepth, MessagePackLimits.unpackerStackSize)
         var pos = 0
-        // Items still to come in each open container (a map's pairs count twice).
-        var open: [Int] = []
+        // Items still to come in each open container (a map's pairs count twice): a
+        // stack of at most `maxDepth` counts, in plain memory (this loop is hot).
+        let open = UnsafeMutablePointer<Int>.allocate(capacity: maxDepth + 1)
+        defer { open.deallocate() }
+        var depth = 0
 
         @inline(__always) func byte(_ at: Int) -> Int { Int(bytes[at]) }
         @inline(__always) func bigEndian(_ at: Int, _ width: Int) -> Int {
@@ -101,7 +104,7 @@ struct _Scanner {
                 guard elements <= limits.maxContainerLength else {
                     throw corrupted("\(kind) of \(elements) elements is over the limit of \(limits.maxContainerLength)")
                 }
-                guard open.count < maxDepth else {
+                guard depth < maxDepth else {
                     throw corrupted("containers nested deeper than \(maxDepth) levels (at offset \(pos))")
                 }
                 // Every item takes at least one byte: a count the rest of the input
@@ -110,17 +113,18 @@ struct _Scanner {
                     return .incomplete(needed: "\(kind) of \(elements) elements has only \(end - pos) \(end - pos == 1 ? "byte" : "bytes") after its header")
                 }
                 if containerItems > 0 {
-                    open.append(containerItems)
+                    open[depth] = containerItems
+                    depth += 1
                     continue
                 }
             }
             // A value is complete: it fills one item of each container it closes.
-            while let last = open.indices.last {
-                open[last] -= 1
-                if open[last] > 0 { break }
-                open.removeLast()
+            while depth > 0 {
+                open[depth - 1] -= 1
+                if open[depth - 1] > 0 { break }
+                depth -= 1
             }
-            if open.isEmpty { return .complete(length: pos) }
+            if depth == 0 { return .complete(length: pos) }
         }
 
         /// The header size and the length/count for a str/bin/ext/array/map lead byte.

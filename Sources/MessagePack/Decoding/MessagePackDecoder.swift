@@ -39,8 +39,8 @@ public final class MessagePackDecoder: Sendable {
     }
 
     private let storage = Mutex(Options())
-    /// A decoder kept from the last call (it remembers which types need no special
-    /// handling). One call at a time takes it.
+    /// A decoder kept from the last call, with its msgpack-c zone and the types it
+    /// found need no special handling. One call at a time takes it.
     private let spare = Mutex<_MessagePackDecoder?>(nil)
 
     public init() {}
@@ -83,16 +83,14 @@ public final class MessagePackDecoder: Sendable {
     /// used after the call returns.
     public func decode<T: Decodable>(_ type: T.Type, from buffer: UnsafeRawBufferPointer) throws -> T {
         let options = storage.withLock { $0 }
-        let unpacked = try _Unpacked(parsing: buffer, limits: options.limits)
-        let decoder: _MessagePackDecoder
-        if let reused = spare.withLock({ $0.take() }) {
-            reused.reset(options: options, root: unpacked.root)
-            decoder = reused
-        } else {
-            decoder = _MessagePackDecoder(options: options, root: unpacked.root)
+        let decoder = spare.withLock { $0.take() } ?? _MessagePackDecoder(options: options)
+        defer {
+            decoder.zone.clear()
+            spare.withLock { $0 = decoder }
         }
-        let value = try decoder.decodeValue(T.self, from: unpacked.root, path: .root)
-        spare.withLock { $0 = decoder }
+        let root = try decoder.zone.parse(buffer, limits: options.limits)
+        decoder.reset(options: options, root: root)
+        let value = try decoder.decodeValue(T.self, from: root, path: .root)
         return value
     }
 }

@@ -19,6 +19,8 @@ final class _MessagePackDecoder: Decoder {
     /// Where the last key was found, so fields read in order are found at once.
     @exclusivity(unchecked) var hint: (map: UnsafeMutablePointer<msgpack_object_kv>?, index: Int) = (nil, 0)
 
+    /// Where msgpack-c parses the input; made on first use (not for super decoders).
+    lazy var zone = _ReusableZone()
     /// Types that decode themselves (no special form), kept while this decoder is reused.
     @exclusivity(unchecked) private var plainTypes: Set<ObjectIdentifier> = []
 
@@ -26,6 +28,11 @@ final class _MessagePackDecoder: Decoder {
         self.options = options
         self.current = root
         self.path = path
+    }
+
+    /// A decoder for `MessagePackDecoder.decode`, which parses into its zone and then `reset`s it.
+    convenience init(options: MessagePackDecoder.Options) {
+        self.init(options: options, root: msgpack_object())
     }
 
     /// Readies a finished decoder for another call.
@@ -210,8 +217,8 @@ extension _MessagePackDecoder {
 }
 
 /// One thread at a time uses a decoder: it passes between threads only through
-/// `MessagePackDecoder`'s spare slot, behind its mutex, and keeps no pointer into
-/// a finished call's input (`reset` replaces them before use).
+/// `MessagePackDecoder`'s spare slot, behind its mutex; a finished call's tree is
+/// cleared from its zone, and `reset` replaces its pointers before the next use.
 extension _MessagePackDecoder: @unchecked Sendable {}
 
 extension Date {

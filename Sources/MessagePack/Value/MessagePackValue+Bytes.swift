@@ -10,8 +10,8 @@ extension MessagePackValue {
     public init(bytes: some Sequence<UInt8>, limits: MessagePackLimits = MessagePackLimits()) throws {
         let array = bytes as? [UInt8] ?? Array(bytes)
         self = try array.withUnsafeBytes { raw throws(DecodingError) in
-            let unpacked = try _Unpacked(parsing: raw, limits: limits)
-            return try MessagePackValue(object: unpacked.root, codingPath: [])
+            let zone = _ReusableZone()
+            return try MessagePackValue(object: zone.parse(raw, limits: limits), codingPath: [])
         }
     }
 
