@@ -12,7 +12,7 @@ import Foundation
 /// MessagePack form, and the collections whose layout MessagePack fixes
 /// (an array's count up front, a map with keys of any type, sorted).
 protocol _MessagePackEncodeSpecially {
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws
 }
 
 extension Int8: _MessagePackEncodeSpecially {}
@@ -26,60 +26,60 @@ extension UInt32: _MessagePackEncodeSpecially {}
 extension UInt64: _MessagePackEncodeSpecially {}
 
 extension _MessagePackEncodeSpecially where Self: FixedWidthInteger {
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) {
         if Self.isSigned { encoder.buffer(parent).packInt(Int64(self)) } else { encoder.buffer(parent).packUInt(UInt64(self)) }
     }
 }
 
 extension Float: _MessagePackEncodeSpecially {
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) {
         encoder.buffer(parent).packFloat(self)
     }
 }
 
 extension URL: _MessagePackEncodeSpecially {
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) {
         encoder.buffer(parent).packString(absoluteString)
     }
 }
 
 extension UUID: _MessagePackEncodeSpecially {
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) {
         encoder.buffer(parent).packString(uuidString)
     }
 }
 
 extension Decimal: _MessagePackEncodeSpecially {
     /// As a string: exact, where a float would round.
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) {
         encoder.buffer(parent).packString(description)
     }
 }
 
 extension MessagePackValue: _MessagePackEncodeSpecially {
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
         try pack(into: encoder.buffer(parent))
     }
 }
 
 extension MessagePackTimestamp: _MessagePackEncodeSpecially {
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
-        try validate(codingPath: path.path)
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
+        try validate(codingPath: path().path)
         encoder.buffer(parent).packTimestamp(seconds: seconds, nanoseconds: nanoseconds)
     }
 }
 
 extension MessagePackExtension: _MessagePackEncodeSpecially {
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
-        try _checkLength(data.count, of: self, codingPath: path.path)
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
+        try _checkLength(data.count, of: self, codingPath: path().path)
         data.withUnsafeBytes { encoder.buffer(parent).packExtension(type: type, data: $0) }
     }
 }
 
 extension Optional: _MessagePackEncodeSpecially where Wrapped: Encodable {
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
         if let wrapped = self {
-            try encoder.encodeValue(wrapped, into: parent, path: path)
+            try encoder.encodeValue(wrapped, into: parent, path: path())
         } else {
             encoder.buffer(parent).packNil()
         }
@@ -87,8 +87,8 @@ extension Optional: _MessagePackEncodeSpecially where Wrapped: Encodable {
 }
 
 extension Array: _MessagePackEncodeSpecially where Element: Encodable {
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
-        try _checkLength(count, of: self, codingPath: path.path)
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
+        try _checkLength(count, of: self, codingPath: path().path)
         let out = encoder.buffer(parent)
         out.packArrayHeader(count)
         // Arrays of the common scalars in a tight, specialized loop.
@@ -100,7 +100,7 @@ extension Array: _MessagePackEncodeSpecially where Element: Encodable {
             for element in _cast(self, [Double].self) { out.packDouble(element) }
         } else {
             for index in indices {
-                try encoder.encodeValue(self[index], into: parent, path: path.appending(_MessagePackKey(index: index)))
+                try encoder.encodeValue(self[index], into: parent, path: path().appending(_MessagePackKey(index: index)))
             }
         }
     }
@@ -109,11 +109,11 @@ extension Array: _MessagePackEncodeSpecially where Element: Encodable {
 extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: Encodable {
     /// A map whose keys are the keys' own MessagePack values (`[Int: V]` has integer
     /// keys), sorted unless the options say otherwise.
-    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: _CodingPathNode) throws {
-        try _checkLength(count, of: self, codingPath: path.path)
+    func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
+        try _checkLength(count, of: self, codingPath: path().path)
         encoder.buffer(parent).packMapHeader(count)
         guard encoder.options.sortsDictionaryKeys, count > 1 else {
-            for (key, value) in self { try encodePair(key, value, encoder, parent, path) }
+            for (key, value) in self { try encodePair(key, value, encoder, parent, path()) }
             return
         }
         let out = encoder.buffer(parent)
@@ -134,11 +134,11 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
             let order = names.indices.sorted { _utf8Precedes(names[$0], names[$1]) }
             for index in order {
                 out.packString(names[index])
-                try encoder.encodeValue(values[index], into: parent, path: path.appending(_MessagePackKey(stringValue: names[index])))
+                try encoder.encodeValue(values[index], into: parent, path: path().appending(_MessagePackKey(stringValue: names[index])))
             }
         } else if Key.self == Int.self {
             for (key, value) in sorted(by: { _cast($0.key, Int.self) < _cast($1.key, Int.self) }) {
-                try encodePair(key, value, encoder, parent, path)
+                try encodePair(key, value, encoder, parent, path())
             }
         } else {
             // Any other key type: each key is encoded once, ordered by its MessagePack
@@ -151,16 +151,16 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
             entries.sort { $0.order.sortsBefore($1.order) }
             for entry in entries {
                 entry.bytes.withUnsafeBytes { encoder.buffer(parent).append($0) }
-                try encoder.encodeValue(entry.value, into: parent, path: path.appending(_MessagePackKey(describing: entry.order)))
+                try encoder.encodeValue(entry.value, into: parent, path: path().appending(_MessagePackKey(describing: entry.order)))
             }
         }
     }
 
     private func encodePair(
-        _ key: Key, _ value: Value, _ encoder: _MessagePackEncoder, _ parent: Int, _ path: _CodingPathNode
+        _ key: Key, _ value: Value, _ encoder: _MessagePackEncoder, _ parent: Int, _ path: @autoclosure () -> _CodingPathNode
     ) throws {
-        try encoder.encodeValue(key, into: parent, path: path)
-        try encoder.encodeValue(value, into: parent, path: path.appending(_MessagePackKey(stringValue: "\(key)")))
+        try encoder.encodeValue(key, into: parent, path: path())
+        try encoder.encodeValue(value, into: parent, path: path().appending(_MessagePackKey(stringValue: "\(key)")))
     }
 }
 

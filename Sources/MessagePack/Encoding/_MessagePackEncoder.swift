@@ -286,14 +286,14 @@ final class _MessagePackEncoder: Encoder {
         try finish(downTo: index)
     }
 
-    func encodeDate(_ date: Date, into out: _Packer, path: _CodingPathNode) throws(EncodingError) {
+    func encodeDate(_ date: Date, into out: _Packer, path: @autoclosure () -> _CodingPathNode) throws(EncodingError) {
         switch options.dateEncodingStrategy {
         case .timestamp:
             // Split in the reference epoch first: fewer roundings than via 1970.
             let interval = date.timeIntervalSinceReferenceDate
             guard interval.isFinite, abs(interval) < 9e18 else {
                 throw EncodingError.invalidValue(date, .init(
-                    codingPath: path.path, debugDescription: "\(date) is outside the range of a MessagePack timestamp."))
+                    codingPath: path().path, debugDescription: "\(date) is outside the range of a MessagePack timestamp."))
             }
             var seconds = interval.rounded(.down)
             var nanoseconds = ((interval - seconds) * 1e9).rounded()

@@ -1,23 +1,42 @@
 /// A coding key the coders make themselves: an array index, a map key of any
 /// type, or `super`.
 struct _MessagePackKey: CodingKey, Sendable {
-    let stringValue: String
-    let intValue: Int?
+    private enum Storage: Sendable {
+        case string(String)
+        case int(Int)
+        case index(Int)
+    }
+
+    private let storage: Storage
+
+    /// Made when asked for: an array element's key is built for every element, its
+    /// text only when an error shows it.
+    var stringValue: String {
+        switch storage {
+        case .string(let string): string
+        case .int(let int): String(int)
+        case .index(let index): "Index \(index)"
+        }
+    }
+
+    var intValue: Int? {
+        switch storage {
+        case .string: nil
+        case .int(let int), .index(let int): int
+        }
+    }
 
     init(stringValue: String) {
-        self.stringValue = stringValue
-        self.intValue = nil
+        storage = .string(stringValue)
     }
 
     init(intValue: Int) {
-        self.stringValue = String(intValue)
-        self.intValue = intValue
+        storage = .int(intValue)
     }
 
     /// The key of an array element (shown as `[3]` in a path).
     init(index: Int) {
-        self.stringValue = "Index \(index)"
-        self.intValue = index
+        storage = .index(index)
     }
 
     /// A map key as it reads in a coding path.
