@@ -17,7 +17,7 @@ final class _Packer {
         buffer = .allocate(capacity: 1)
         msgpack_sbuffer_init(buffer)
         packer = .allocate(capacity: 1)
-        msgpack_packer_init(packer, UnsafeMutableRawPointer(buffer), msgpack_sbuffer_write)
+        msgpack_packer_init(packer, UnsafeMutableRawPointer(buffer), swiftmp_sbuffer_write)
     }
 
     deinit {

@@ -4,14 +4,15 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let encoder: _MessagePackEncoder
     let index: Int
     let serial: Int
+    /// The buffer the entry writes in (fixed for its life), held to spare a lookup per field.
+    let out: _Packer
 
     var codingPath: [any CodingKey] { encoder.entries[index].path.path }
-    private var asArray: Bool { encoder.options.structEncodingStrategy == .array }
+    private var asArray: Bool { encoder.structsAsArrays }
 
     /// Writes the key (in map form) and counts the pair; returns the buffer for the value.
     @inline(__always) private func begin(_ key: Key) throws(EncodingError) -> _Packer {
         try encoder.check(index, serial)
-        let out = encoder.buffer(index)
         if !asArray { encoder.encodeKey(key, into: out) }
         encoder.entries[index].count += 1
         return out
@@ -37,7 +38,6 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
         try encoder.check(index, serial)
-        let out = encoder.buffer(index)
         let mark = out.count
         if !asArray { encoder.encodeKey(key, into: out) }
         try encoder.encodeElement(value, into: index, mark: mark, path: path(key))
@@ -71,9 +71,9 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func nestedContainer<NestedKey: CodingKey>(
         keyedBy keyType: NestedKey.Type, forKey key: Key
     ) -> KeyedEncodingContainer<NestedKey> {
-        let child = nestedEntry(key, kind: encoder.options.structEncodingStrategy == .map ? .map : .array)
+        let child = nestedEntry(key, kind: asArray ? .array : .map)
         return KeyedEncodingContainer(_KeyedContainer<NestedKey>(
-            encoder: encoder, index: child, serial: encoder.entries[child].serial))
+            encoder: encoder, index: child, serial: encoder.entries[child].serial, out: encoder.buffer(child)))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
@@ -147,9 +147,9 @@ struct _UnkeyedContainer: UnkeyedEncodingContainer {
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
-        let child = nestedEntry(kind: encoder.options.structEncodingStrategy == .map ? .map : .array)
+        let child = nestedEntry(kind: encoder.structsAsArrays ? .array : .map)
         return KeyedEncodingContainer(_KeyedContainer<NestedKey>(
-            encoder: encoder, index: child, serial: encoder.entries[child].serial))
+            encoder: encoder, index: child, serial: encoder.entries[child].serial, out: encoder.buffer(child)))
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -240,7 +240,7 @@ final class _SuperEncoder: Encoder {
     // A stale super encoder hands out containers whose every write throws.
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
         live() ? encoder.container(keyedBy: type, at: index)
-            : KeyedEncodingContainer(_KeyedContainer<Key>(encoder: encoder, index: index, serial: -1))
+            : KeyedEncodingContainer(_KeyedContainer<Key>(encoder: encoder, index: index, serial: -1, out: encoder.scratchForStale))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {

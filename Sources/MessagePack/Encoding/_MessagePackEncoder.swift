@@ -43,13 +43,23 @@ final class _MessagePackEncoder: Encoder {
     // The hot state is only ever touched by the one thread running this encode, and
     // never through overlapping inout accesses: the runtime's exclusivity checks cost
     // an eighth of the encoding time, so they are turned off for these properties.
-    var options: MessagePackEncoder.Options
+    var options: MessagePackEncoder.Options {
+        didSet {
+            structsAsArrays = options.structEncodingStrategy == .array
+            integerKeys = options.keyEncodingStrategy == .integer
+        }
+    }
+    /// The options read on every field, as plain flags.
+    private(set) var structsAsArrays = false
+    private(set) var integerKeys = false
     @exclusivity(unchecked) var entries: [Entry] = []
     @exclusivity(unchecked) private var buffers: [_Packer] = []
     /// Buffers in use: the root's, and one per live entry with a buffer of its own.
     @exclusivity(unchecked) private var ownBuffers = 0
     /// Where headers are packed before they replace their placeholder.
     private let scratch = _Packer()
+    /// A buffer for the containers a stale super encoder hands out; they throw before writing.
+    var scratchForStale: _Packer { scratch }
     @exclusivity(unchecked) private var nextSerial = 0
     /// The entry of the value whose `encode(to:)` is running.
     @exclusivity(unchecked) private(set) var current = 0
@@ -63,6 +73,8 @@ final class _MessagePackEncoder: Encoder {
 
     init(options: MessagePackEncoder.Options) {
         self.options = options
+        structsAsArrays = options.structEncodingStrategy == .array
+        integerKeys = options.keyEncodingStrategy == .integer
     }
 
     // MARK: Encoder
@@ -85,9 +97,9 @@ final class _MessagePackEncoder: Encoder {
     // MARK: Containers of an entry (also used by super encoders)
 
     func container<Key: CodingKey>(keyedBy type: Key.Type, at index: Int) -> KeyedEncodingContainer<Key> {
-        let kind: Kind = options.structEncodingStrategy == .map ? .map : .array
+        let kind: Kind = structsAsArrays ? .array : .map
         claim(index, as: kind, for: "a keyed container")
-        return KeyedEncodingContainer(_KeyedContainer<Key>(encoder: self, index: index, serial: entries[index].serial))
+        return KeyedEncodingContainer(_KeyedContainer<Key>(encoder: self, index: index, serial: entries[index].serial, out: buffer(index)))
     }
 
     func unkeyedContainer(at index: Int) -> any UnkeyedEncodingContainer {
@@ -310,7 +322,7 @@ final class _MessagePackEncoder: Encoder {
 
     /// Writes a key (string or integer, per the options) into an entry's buffer.
     @inline(__always) func encodeKey(_ key: some CodingKey, into out: _Packer) {
-        if options.keyEncodingStrategy == .integer, let int = key.intValue {
+        if integerKeys, let int = key.intValue {
             out.packInt(Int64(int))
         } else {
             out.packString(key.stringValue)
