@@ -5,10 +5,12 @@ let package = Package(
     name: "swift-multiprocessing",
     products: [
         .library(name: "MessagePack", targets: ["MessagePack"]),
+        .library(name: "Multiprocessing", targets: ["Multiprocessing"]),
         .executable(name: "msgpack", targets: ["msgpack"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // msgpack-c from Debian's libmsgpack-dev: every byte of packing and unpacking.
@@ -19,6 +21,16 @@ let package = Package(
         ),
         // Codable <-> MessagePack; the msgpack-c calls live in Sources/MessagePack/MsgPackC/.
         .target(name: "MessagePack", dependencies: ["CMsgPack"]),
+        // Linux calls Swift's Glibc module cannot see, behind _GNU_SOURCE.
+        .target(name: "CSystemShims", cSettings: [.define("_GNU_SOURCE")]),
+        // Frames, connections, queues and child processes between real processes.
+        .target(
+            name: "Multiprocessing",
+            dependencies: [
+                "MessagePack", "CSystemShims",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .executableTarget(
             name: "msgpack",
             dependencies: [
@@ -32,11 +44,18 @@ let package = Package(
             name: "MessagePackTests",
             dependencies: ["MessagePack"]
         ),
+        .testTarget(
+            name: "MultiprocessingTests",
+            dependencies: [
+                "Multiprocessing", "MessagePack",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
     ]
 )
 
 // Every Swift target: Swift 6 mode with the upcoming features the style guide asks for.
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && target.name != "CSystemShims" {
     target.swiftSettings = (target.swiftSettings ?? []) + [
         .swiftLanguageMode(.v6),
         .enableUpcomingFeature("ExistentialAny"),

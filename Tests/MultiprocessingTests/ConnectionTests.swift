@@ -1,0 +1,209 @@
+import Foundation
+import MessagePack
+@testable import Multiprocessing
+import SystemPackage
+import Testing
+
+struct Order: Codable, Equatable, Sendable {
+    var id: Int
+    var item: String
+    var price: Double
+}
+
+/// The repository's Fixtures folder.
+let fixtures = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures")
+
+func hexDecoded(_ text: String) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var index = text.startIndex
+    while index < text.endIndex, let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex) {
+        bytes.append(UInt8(text[index..<next], radix: 16)!)
+        index = next
+    }
+    return bytes
+}
+
+/// python3 with the msgpack package, or nil (the tests that need it are then skipped, and say why).
+let pythonWithMsgpack: String? = {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import msgpack"]
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return nil }
+    process.waitUntilExit()
+    return process.terminationStatus == 0 ? "python3" : nil
+}()
+
+@Suite("Frames and connections")
+struct ConnectionTests {
+    @Test("headers are Python's: 4-byte big-endian length; -1 and an 8-byte length above 0x7fffffff")
+    func headers() throws {
+        #expect(_Frame.header(forLength: 0) == [0, 0, 0, 0])
+        #expect(_Frame.header(forLength: 0x1d) == [0, 0, 0, 0x1d])
+        #expect(_Frame.header(forLength: 0x7fff_ffff) == [0x7f, 0xff, 0xff, 0xff])
+        #expect(_Frame.header(forLength: 0x8000_0000) == [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0x80, 0, 0, 0])
+        #expect(try _Frame.length(fromShortHeader: [0x7f, 0xff, 0xff, 0xff]) == 0x7fff_ffff)
+        #expect(try _Frame.length(fromShortHeader: [0xff, 0xff, 0xff, 0xff]) == nil)
+        #expect(try _Frame.length(fromLongHeader: [0, 0, 0, 1, 0, 0, 0, 0]) == 1 << 32)
+        #expect(throws: ConnectionError.self) { try _Frame.length(fromShortHeader: [0xff, 0xff, 0xff, 0xfe]) }
+    }
+
+    @Test("frames written by Python's Connection.send_bytes are read as they were sent")
+    func readsPythonFrames() throws {
+        let stream = try [UInt8](Data(contentsOf: fixtures.appendingPathComponent("frames/python-send-bytes.bin")))
+        let index = try MessagePackValue(json: String(contentsOf: fixtures.appendingPathComponent("frames/python-send-bytes.json"), encoding: .utf8))
+        guard case .array(let payloads)? = index["payloads"] else { Issue.record("no payloads"); return }
+        let (reader, writer) = try Connection.pipe(duplex: false)
+        try _writeFully(writer.fileDescriptor, stream)
+        writer.close()
+        for payload in payloads {
+            guard case .string(let hex)? = payload["msgpack"] else { continue }
+            #expect(try reader.receiveBytes() == hexDecoded(hex))
+        }
+        #expect(throws: ConnectionError.self) { try reader.receiveBytes() }  // end of file, at a boundary
+        // The first frame is an Order as a Swift struct encodes it.
+        let (r2, w2) = try Connection.pipe(duplex: false)
+        try _writeFully(w2.fileDescriptor, stream)
+        #expect(try r2.receive(Order.self) == Order(id: 1, item: "tea", price: 3.5))
+    }
+
+    @Test("frames we write are read by Python's Connection.recv_bytes",
+          .enabled(if: pythonWithMsgpack != nil, "python3 with the msgpack package is not installed: make test installs it"))
+    func pythonReadsOurFrames() throws {
+        let (reader, writer) = try Connection.pipe(duplex: false)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", """
+            import json, msgpack
+            from multiprocessing.connection import Connection
+            c = Connection(0, writable=False)
+            out = []
+            try:
+                while True:
+                    data = c.recv_bytes()
+                    out.append(msgpack.unpackb(data) if data else "<empty frame>")
+            except EOFError:
+                pass
+            print(json.dumps(out))
+            """]
+        process.standardInput = FileHandle(fileDescriptor: reader.fileDescriptor.rawValue, closeOnDealloc: false)
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        reader.close()  // the child has its own copy
+        try writer.send(Order(id: 7, item: "tea", price: 2.5))
+        try writer.send("hello")
+        try writer.send(Array(0..<5000))  // over 16384 bytes: header and body written apart
+        try writer.sendBytes([UInt8]())
+        writer.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let values = try MessagePackValue(json: text)
+        #expect(values[0] == ["id": 7, "item": "tea", "price": 2.5])
+        #expect(values[1] == "hello")
+        #expect(values[2] == .array((0..<5000).map { .uint(UInt64($0)) }))
+        #expect(values[3] == "<empty frame>")
+        #expect(values[4] == nil)
+    }
+
+    @Test("typed values cross both kinds of pipe", arguments: [true, false])
+    func roundTrip(duplex: Bool) throws {
+        let (a, b) = try Connection.pipe(duplex: duplex)
+        let orders = (0..<100).map { Order(id: $0, item: "item-\($0)", price: Double($0) / 4) }
+        for order in orders { try b.send(order) }
+        for order in orders { #expect(try a.receive(Order.self) == order) }
+        if duplex {
+            try a.send(["back": 1])
+            #expect(try b.receive([String: Int].self) == ["back": 1])
+        } else {
+            #expect(throws: ConnectionError.self) { try a.send(1) }
+            #expect(throws: ConnectionError.self) { try b.receiveBytes() }
+        }
+    }
+
+    @Test("a 64 MiB message arrives intact")
+    func largeMessage() async throws {
+        let (reader, writer) = try Connection.pipe(duplex: false)
+        // 1024 copies of a 64 KiB block, each numbered, so a lost or repeated block shows.
+        let block = (0..<65536).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
+        var blocks = Data(capacity: 64 << 20)
+        for number in 0..<1024 {
+            blocks.append(contentsOf: [UInt8(number & 0xff), UInt8(number >> 8)])
+            blocks.append(contentsOf: block.dropFirst(2))
+        }
+        let payload = blocks
+        let sender = Task.detached { try writer.send(payload) }
+        let received = try reader.receive(Data.self)
+        try await sender.value
+        #expect(received == payload)
+    }
+
+    @Test("a frame over the maximum length is refused before its payload is read, and says so")
+    func frameTooLong() throws {
+        let (reader, writer) = try Connection.pipe()
+        try writer.sendBytes([UInt8](repeating: 7, count: 1000))
+        let error = #expect(throws: ConnectionError.self) { try reader.receiveBytes(maxLength: 999) }
+        #expect(error?.code == .frameTooLong)
+        #expect(error?.description.contains("1000 bytes is over the limit of 999") == true)
+        // The payload is still in the pipe: the connection cannot be read further.
+        #expect(throws: ConnectionError.self) { try reader.receiveBytes() }
+        reader.maxFrameLength = 10
+        let (r2, w2) = try Connection.pipe()
+        r2.maxFrameLength = 10
+        try w2.send("a string longer than ten bytes")
+        #expect(throws: ConnectionError.self) { try r2.receive(String.self) }
+    }
+
+    @Test("end of file: at a frame boundary, and inside a frame; an impossible header")
+    func endOfFile() throws {
+        let (reader, writer) = try Connection.pipe(duplex: false)
+        writer.close()
+        #expect(try reader.poll())  // end of file is readable
+        let atBoundary = #expect(throws: ConnectionError.self) { try reader.receiveBytes() }
+        #expect(atBoundary?.code == .endOfFile)
+
+        let (r2, w2) = try Connection.pipe(duplex: false)
+        try _writeFully(w2.fileDescriptor, [0, 0, 0, 10, 1, 2, 3])
+        w2.close()
+        let inside = #expect(throws: ConnectionError.self) { try r2.receiveBytes() }
+        #expect(inside?.code == .endOfFile)
+        #expect(inside?.description.contains("3 of 10 bytes") == true)
+
+        let (r3, w3) = try Connection.pipe(duplex: false)
+        try _writeFully(w3.fileDescriptor, [0xff, 0xff, 0xff, 0xfe])
+        #expect((#expect(throws: ConnectionError.self) { try r3.receiveBytes() })?.code == .invalidFrame)
+    }
+
+    @Test("poll, receive(timeout:) and wait report what is readable, within the timeout")
+    func pollAndWait() throws {
+        let (a, b) = try Connection.pipe()
+        let (c, d) = try Connection.pipe(duplex: false)
+        #expect(try !b.poll())
+        #expect(try wait([b, c], timeout: .zero).isEmpty)
+        let start = ContinuousClock.now
+        let timedOut = #expect(throws: ConnectionError.self) { try b.receive(Int.self, timeout: .milliseconds(200)) }
+        #expect(timedOut?.code == .timedOut)
+        #expect(ContinuousClock.now - start < .seconds(10))  // generous: these machines are noisy
+        try a.send(1)
+        #expect(try b.poll(timeout: .seconds(5)))
+        let ready = try wait([c, b], timeout: .seconds(5))
+        #expect(ready.map(\.fileDescriptor) == [b.fileDescriptor])
+        try d.send(2)
+        #expect(try wait([b, c]).count == 2)
+        #expect(try b.receive(Int.self) == 1)
+        #expect(try c.receive(Int.self) == 2)
+    }
+
+    @Test("a closed connection refuses to be used; closing twice is harmless")
+    func closed() throws {
+        let (a, b) = try Connection.pipe()
+        a.close()
+        a.close()
+        #expect((#expect(throws: ConnectionError.self) { try a.send(1) })?.code == .closed)
+        #expect(throws: ConnectionError.self) { try b.receiveBytes() }  // b reads end of file
+        #expect(throws: ConnectionError.self) { try b.send(1) }  // EPIPE, not a SIGPIPE that ends the process
+    }
+}
