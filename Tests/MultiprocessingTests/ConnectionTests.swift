@@ -207,3 +207,16 @@ struct ConnectionTests {
         #expect(throws: ConnectionError.self) { try b.send(1) }  // EPIPE, not a SIGPIPE that ends the process
     }
 }
+
+@Suite("README: connections")
+struct ConnectionReadmeTests {
+    @Test("the README's connection example, as written there")
+    func example() throws {
+        let (left, right) = try Connection.pipe()            // duplex: a socket pair; pipe(duplex: false): a pipe
+        try left.send(["id": 1, "qty": 3])                   // any Encodable, as one MessagePack frame
+        let order = try right.receive([String: Int].self, timeout: .seconds(1))
+        let ready = try wait([right], timeout: .zero)        // Python's multiprocessing.connection.wait
+        #expect(order == ["id": 1, "qty": 3])
+        #expect(ready.isEmpty)
+    }
+}
