@@ -44,10 +44,16 @@ let package = Package(
             name: "MessagePackTests",
             dependencies: ["MessagePack"]
         ),
+        // The child program the Multiprocessing tests spawn.
+        .executableTarget(
+            name: "MultiprocessingTestHelper",
+            dependencies: ["Multiprocessing", "MessagePack"],
+            path: "Tests/MultiprocessingTestHelper"
+        ),
         .testTarget(
             name: "MultiprocessingTests",
             dependencies: [
-                "Multiprocessing", "MessagePack",
+                "Multiprocessing", "MessagePack", "MultiprocessingTestHelper",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -119,3 +119,102 @@ func _readFully(_ fd: FileDescriptor, count: Int) throws(Errno) -> [UInt8] {
     if got < count { bytes.removeLast(count - got) }
     return bytes
 }
+
+/// An anonymous in-memory file holding `bytes`, positioned at its start: how a
+/// child receives its start arguments. The corresponding C function is `memfd_create`.
+func _memoryFile(named name: String, holding bytes: [UInt8]) throws(Errno) -> FileDescriptor {
+    let fd = FileDescriptor(rawValue: try _retrying { swiftmp_memfd_create(name) })
+    do throws(Errno) {
+        try _writeFully(fd, bytes)
+        _ = try _retrying { lseek(fd.rawValue, 0, SEEK_SET) }
+    } catch {
+        _close(fd)
+        throw error
+    }
+    return fd
+}
+
+/// A close-on-exec copy of `fd` numbered `minimum` or above.
+/// The corresponding C call is `fcntl(fd, F_DUPFD_CLOEXEC, minimum)`.
+func _duplicate(_ fd: FileDescriptor, atLeast minimum: CInt) throws(Errno) -> FileDescriptor {
+    FileDescriptor(rawValue: try _retrying { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, minimum) })
+}
+
+/// Reads a descriptor to its end.
+func _readToEnd(_ fd: FileDescriptor) throws(Errno) -> [UInt8] {
+    var result: [UInt8] = []
+    while true {
+        let chunk = try _readFully(fd, count: 1 << 16)
+        result += chunk
+        if chunk.count < 1 << 16 { return result }
+    }
+}
+
+/// Starts `path` with `arguments`, the environment of this process, and the
+/// descriptors `handing` (source, number in the child); all others are closed in
+/// the child. The corresponding C function is `posix_spawn`.
+func _spawn(path: String, arguments: [String], handing descriptors: [(FileDescriptor, CInt)]) throws(Errno) -> pid_t {
+    // Copy every source above every target first, so no dup2 overwrites a source
+    // another dup2 still needs.
+    let firstFree = (descriptors.map(\.1).max() ?? 2) + 1
+    var high: [FileDescriptor] = []
+    defer { high.forEach(_close) }
+    for (source, _) in descriptors {
+        high.append(try _duplicate(source, atLeast: max(firstFree, 64)))
+    }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for (copy, (_, target)) in zip(high, descriptors) {
+        let result = posix_spawn_file_actions_adddup2(&actions, copy.rawValue, target)
+        if result != 0 { throw Errno(rawValue: result) }
+    }
+    let result = swiftmp_spawn_addclosefrom(&actions, firstFree)
+    if result != 0 { throw Errno(rawValue: result) }
+
+    // The child starts as a new program would: no signal blocked, every signal's
+    // action the default. (posix_spawn would pass on this thread's mask and the
+    // signals this process ignores, such as SIGPIPE; then SIGTERM could not end it.)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t()
+    var all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+    var pid: pid_t = 0
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+    if spawned != 0 { throw Errno(rawValue: spawned) }
+    return pid
+}
+
+/// How a child ended, if it has: `nil` while it runs (with `block: false`).
+/// The corresponding C function is `waitpid`.
+func _reap(_ pid: pid_t, block: Bool) throws(Errno) -> CInt? {
+    var status: CInt = 0
+    let result = try _retrying { waitpid(pid, &status, block ? 0 : WNOHANG) }
+    return result == 0 ? nil : status
+}
+
+/// Sends a signal. The corresponding C function is `kill`.
+func _signal(_ pid: pid_t, _ signal: CInt) throws(Errno) {
+    _ = try _retrying { Glibc.kill(pid, signal) }
+}
+
+/// Ends this process at once with `code` (used by a child after its entry ran;
+/// `exit` flushes stdio first).
+func _exit(code: CInt) -> Never {
+    fflush(nil)
+    exit(code)
+}
+
+/// Writes a line to standard error (descriptor 2), unbuffered.
+func _writeStandardError(_ line: String) {
+    try? _writeFully(FileDescriptor(rawValue: 2), Array((line + "\n").utf8))
+}
