@@ -33,3 +33,51 @@ int swiftmp_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
 int swiftmp_mutex_clocklock(pthread_mutex_t *mutex, const struct timespec *deadline) {
     return pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, deadline);
 }
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+int swiftmp_queue_control_init(swiftmp_queue_control *control, int64_t maxsize) {
+    pthread_mutexattr_t mutex_attr;
+    int result;
+    if ((result = pthread_mutexattr_init(&mutex_attr))) return result;
+    pthread_mutexattr_setpshared(&mutex_attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&mutex_attr, PTHREAD_MUTEX_ROBUST);
+    if ((result = pthread_mutex_init(&control->write_lock, &mutex_attr))
+        || (result = pthread_mutex_init(&control->read_lock, &mutex_attr))
+        || (result = pthread_mutex_init(&control->state_lock, &mutex_attr))) {
+        pthread_mutexattr_destroy(&mutex_attr);
+        return result;
+    }
+    pthread_mutexattr_destroy(&mutex_attr);
+    control->maxsize = maxsize;
+    control->read_left = -1;
+    control->version = 1;
+    control->magic = SWIFTMP_QUEUE_MAGIC;
+    return 0;
+}
+
+int swiftmp_robust_lock(pthread_mutex_t *mutex, const struct timespec *deadline) {
+    int result;
+    do {
+        result = deadline ? pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, deadline) : pthread_mutex_lock(mutex);
+    } while (result == EINTR);
+    if (result == EOWNERDEAD) pthread_mutex_consistent(mutex);
+    return result;
+}
+
+int swiftmp_unlock(pthread_mutex_t *mutex) {
+    return pthread_mutex_unlock(mutex);
+}
+
+int swiftmp_futex_wait(uint32_t *word, uint32_t expected, const struct timespec *deadline) {
+    long result = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+    if (result == 0) return 0;
+    return errno == EAGAIN ? 0 : errno;
+}
+
+void swiftmp_futex_wake_all(uint32_t *word) {
+    syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}

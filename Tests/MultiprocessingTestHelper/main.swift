@@ -15,6 +15,28 @@ struct TwoPipes: Codable, Sendable {
     var output: Connection
 }
 
+struct Production: Codable, Sendable {
+    var queue: Queue<Int>
+    var first: Int
+    var count: Int
+}
+
+struct Consumption: Codable, Sendable {
+    var queue: Queue<Int>
+    var results: Connection
+}
+
+struct JoinableConsumption: Codable, Sendable {
+    var queue: JoinableQueue<Int>
+    var results: Connection
+}
+
+/// What a consumer took: how many items, and their sum (a checksum).
+struct Tally: Codable, Sendable {
+    var count = 0
+    var sum = 0
+}
+
 struct Failure: Error, CustomStringConvertible {
     var description: String
 }
@@ -45,6 +67,46 @@ let entries: [any ChildProcessEntry] = [
     ChildProcess.Entry("wait-forever") { (connection: Connection) in
         try connection.send("ready")
         while true { pause() }
+    },
+    // Puts `count` integers from `first` on the queue.
+    ChildProcess.Entry("queue-produce") { (work: Production) in
+        for value in work.first..<(work.first + work.count) { try work.queue.put(value) }
+    },
+    // Takes integers until a -1, then reports how many it took and their sum.
+    ChildProcess.Entry("queue-consume") { (work: Consumption) in
+        var tally = Tally()
+        while true {
+            let value = try work.queue.get(timeout: .seconds(120))
+            if value == -1 { break }
+            tally.count += 1
+            tally.sum += value
+        }
+        try work.results.send(tally)
+    },
+    // As queue-consume, marking each item (the -1 too) done.
+    ChildProcess.Entry("joinable-consume") { (work: JoinableConsumption) in
+        var tally = Tally()
+        while true {
+            let value = try work.queue.get(timeout: .seconds(120))
+            try work.queue.taskDone()
+            if value == -1 { break }
+            tally.count += 1
+            tally.sum += value
+        }
+        try work.results.send(tally)
+    },
+    // Says it is ready, then waits in get (holding the queue's read lock) until killed.
+    ChildProcess.Entry("queue-block-get") { (work: Consumption) in
+        try work.results.send("ready")
+        _ = try work.queue.get()
+    },
+    // Says it is ready, then waits in put on a full queue until killed.
+    ChildProcess.Entry("queue-block-put") { (work: Consumption) in
+        try work.results.send("ready")
+        try work.queue.put(99)
+    },
+    ChildProcess.Entry("simple-put") { (queue: SimpleQueue<String>) in
+        try queue.put("hello")
     },
     // Reports the descriptors open in the child.
     ChildProcess.Entry("descriptors") { (connection: Connection) in

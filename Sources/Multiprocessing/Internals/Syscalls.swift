@@ -218,3 +218,74 @@ func _exit(code: CInt) -> Never {
 func _writeStandardError(_ line: String) {
     try? _writeFully(FileDescriptor(rawValue: 2), Array((line + "\n").utf8))
 }
+
+// MARK: Shared memory, for a queue's control block
+
+/// Sets the size of a file (a memfd). The corresponding C function is `ftruncate`.
+func _setSize(_ fd: FileDescriptor, _ size: Int) throws(Errno) {
+    _ = try _retrying { ftruncate(fd.rawValue, off_t(size)) }
+}
+
+/// Maps `size` bytes of `fd` shared with every process that maps it.
+/// The corresponding C function is `mmap` (PROT_READ | PROT_WRITE, MAP_SHARED).
+func _mapShared(_ fd: FileDescriptor, size: Int) throws(Errno) -> UnsafeMutableRawPointer {
+    let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.rawValue, 0)
+    guard let address, address != MAP_FAILED else { throw Errno(rawValue: errno) }
+    return address
+}
+
+/// Unmaps a mapping. (A queue's condition variables are never destroyed: a waiter
+/// killed in `pthread_cond_wait` can make `pthread_cond_destroy` hang. Unmapping is enough.)
+func _unmap(_ address: UnsafeMutableRawPointer, size: Int) {
+    _ = munmap(address, size)
+}
+
+/// A CLOCK_MONOTONIC time `after` from now, for the pthread calls that take a deadline.
+func _monotonicDeadline(after: Duration) -> timespec {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    let (seconds, attoseconds) = after.components
+    var deadline = timespec(tv_sec: now.tv_sec + Int(seconds), tv_nsec: now.tv_nsec + Int(attoseconds / 1_000_000_000))
+    if deadline.tv_nsec >= 1_000_000_000 { deadline.tv_sec += 1; deadline.tv_nsec -= 1_000_000_000 }
+    return deadline
+}
+
+/// Makes writes to `fd` return at once with what fit, instead of waiting.
+/// The corresponding C calls are `fcntl(F_GETFL)` and `fcntl(F_SETFL, … | O_NONBLOCK)`.
+func _setNonblocking(_ fd: FileDescriptor) throws(Errno) {
+    let flags = try _retrying { fcntl(fd.rawValue, F_GETFL) }
+    _ = try _retrying { fcntl(fd.rawValue, F_SETFL, flags | O_NONBLOCK) }
+}
+
+/// Writes what fits of `bytes` to a non-blocking descriptor: how many were written
+/// (0 when the pipe is full). The corresponding C function is `write`.
+func _writeSome(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
+    while true {
+        let n = write(fd.rawValue, bytes.baseAddress!, bytes.count)
+        if n >= 0 { return n }
+        let error = Errno(rawValue: errno)
+        if error == .resourceTemporarilyUnavailable { return 0 }
+        if error != .interrupted { throw error }
+    }
+}
+
+/// Waits until `fd` can be written to, or the deadline passes (`nil`: forever).
+func _pollWritable(_ fd: FileDescriptor, deadline: ContinuousClock.Instant?) throws(Errno) -> Bool {
+    var entry = pollfd(fd: fd.rawValue, events: Int16(POLLOUT), revents: 0)
+    while true {
+        var timeout: CInt = -1
+        if let deadline {
+            let left = deadline - .now
+            timeout = left <= .zero ? 0 : CInt(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+        }
+        let result = poll(&entry, 1, timeout)
+        if result >= 0 { return result > 0 }
+        let error = Errno(rawValue: errno)
+        if error != .interrupted { throw error }
+    }
+}
+
+/// The pipe's capacity. The corresponding C call is `fcntl(F_GETPIPE_SZ)`.
+func _pipeSize(_ fd: FileDescriptor) -> Int {
+    Int(swiftmp_get_pipe_size(fd.rawValue))
+}

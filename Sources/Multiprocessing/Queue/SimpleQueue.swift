@@ -1,0 +1,35 @@
+/// An unbounded queue whose `put` returns once the item is in the pipe: Python's
+/// `multiprocessing.SimpleQueue` (no writer thread, no size, no timeouts on put).
+public final class SimpleQueue<Element: Codable & Sendable>: Codable, Sendable {
+    private let queue: Queue<Element>
+
+    /// - Throws: `Errno` if the pipe or the control block cannot be made.
+    public init() throws {
+        queue = try Queue(maxsize: 0)
+    }
+
+    /// Puts an item and waits until it is in the pipe (for a reader to make room, if
+    /// the pipe is full).
+    public func put(_ item: Element) throws {
+        try queue.put(item)
+        queue.flush()
+    }
+
+    /// Takes an item, waiting for one.
+    public func get() throws -> Element {
+        try queue.get()
+    }
+
+    /// Whether no item is waiting.
+    public var isEmpty: Bool { queue.isEmpty }
+
+    /// Closes the queue in this process.
+    public func close() { queue.close() }
+
+    /// Handed to a child with its start argument, as a `Queue` is.
+    public func encode(to encoder: any Encoder) throws { try queue.encode(to: encoder) }
+
+    public init(from decoder: any Decoder) throws {
+        queue = try Queue(from: decoder)
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import MessagePack
+import Multiprocessing
+import Testing
+
+struct Production: Codable, Sendable {
+    var queue: Queue<Int>
+    var first: Int
+    var count: Int
+}
+
+struct Consumption: Codable, Sendable {
+    var queue: Queue<Int>
+    var results: Connection
+}
+
+struct JoinableConsumption: Codable, Sendable {
+    var queue: JoinableQueue<Int>
+    var results: Connection
+}
+
+struct Tally: Codable, Sendable, Equatable {
+    var count = 0
+    var sum = 0
+}
+
+/// Names in /dev/shm, to check that nothing is left there.
+func sharedMemoryNames() -> Set<String> {
+    Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [])
+}
+
+/// Queues between real processes (the helper executable is the child).
+@Suite("Queues between processes", .serialized)
+struct QueueTests {
+    /// Starts `consumers` consumer children and `producers` producer children moving
+    /// `total` integers (0..<total) through `queue`; returns what the consumers took.
+    func move(_ total: Int, producers: Int, consumers: Int, queue: Queue<Int>) throws -> Tally {
+        var results: [Connection] = []
+        var children: [ChildProcess] = []
+        for _ in 0..<consumers {
+            let (mine, theirs) = try Connection.pipe()
+            children.append(try ChildProcess.start(executable: helper, entry: "queue-consume", argument: Consumption(queue: queue, results: theirs)))
+            theirs.close()
+            results.append(mine)
+        }
+        var producing: [ChildProcess] = []
+        let share = total / producers
+        for index in 0..<producers {
+            let count = index == producers - 1 ? total - share * index : share
+            producing.append(try ChildProcess.start(executable: helper, entry: "queue-produce", argument: Production(queue: queue, first: share * index, count: count)))
+        }
+        for producer in producing { #expect(try producer.join() == .exited(0)) }
+        for _ in 0..<consumers { try queue.put(-1) }
+        var tally = Tally()
+        for connection in results {
+            let part = try connection.receive(Tally.self, timeout: .seconds(300))
+            tally.count += part.count
+            tally.sum += part.sum
+        }
+        for child in children { #expect(try child.join() == .exited(0)) }
+        return tally
+    }
+
+    @Test("1 producer and 1 consumer process: 100,000 items, each delivered once")
+    func oneToOne() throws {
+        let shm = sharedMemoryNames()
+        let queue = try Queue<Int>(maxsize: 1000)
+        let tally = try move(100_000, producers: 1, consumers: 1, queue: queue)
+        #expect(tally == Tally(count: 100_000, sum: (0..<100_000).reduce(0, +)))
+        #expect(queue.isEmpty)
+        #expect(sharedMemoryNames() == shm)  // nothing named in /dev/shm
+    }
+
+    @Test("4 producers and 4 consumers: 100,000 items, each delivered once")
+    func fourByFour() throws {
+        let queue = try Queue<Int>(maxsize: 100)
+        let tally = try move(100_000, producers: 4, consumers: 4, queue: queue)
+        #expect(tally == Tally(count: 100_000, sum: (0..<100_000).reduce(0, +)))
+        #expect(queue.count == 0)
+    }
+
+    @Test("100,000 items put before any consumer exists, then all delivered (put never waits for a reader)")
+    func putBeforeConsumers() throws {
+        let queue = try Queue<Int>()
+        let start = ContinuousClock.now
+        // Large integers (13-byte frames): 1.3 MB, more than the 1 MiB pipe holds.
+        let scale = 100_000_000  // most values over 2^32: 9-byte integers; the sum still fits an Int
+        for value in 0..<100_000 { try queue.put(value * scale) }
+        #expect(queue.count == 100_000)
+        #expect(queue.pendingCount > 0)  // the pipe could not hold them: they wait for the writer thread
+        #expect(ContinuousClock.now - start < .seconds(120))
+        var results: [Connection] = []
+        var children: [ChildProcess] = []
+        for _ in 0..<2 {
+            let (mine, theirs) = try Connection.pipe()
+            children.append(try ChildProcess.start(executable: helper, entry: "queue-consume", argument: Consumption(queue: queue, results: theirs)))
+            theirs.close()
+            results.append(mine)
+        }
+        try queue.put(-1)
+        try queue.put(-1)
+        var tally = Tally()
+        for connection in results {
+            let part = try connection.receive(Tally.self, timeout: .seconds(300))
+            tally.count += part.count
+            tally.sum += part.sum
+        }
+        for child in children { #expect(try child.join() == .exited(0)) }
+        #expect(tally == Tally(count: 100_000, sum: (0..<100_000).reduce(0, +) * scale))
+        #expect(queue.flush(timeout: .seconds(10)))
+    }
+
+    @Test("a full queue: isFull, putNowait and put(timeout:) throw .full; a get in another process frees a slot")
+    func fullQueue() throws {
+        let queue = try Queue<Int>(maxsize: 3)
+        for value in 1...3 { try queue.put(value) }
+        #expect(queue.isFull && queue.count == 3)
+        #expect(throws: QueueError.full) { try queue.putNowait(4) }
+        let start = ContinuousClock.now
+        #expect(throws: QueueError.full) { try queue.put(4, timeout: .milliseconds(200)) }
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(150) && waited < .seconds(30))
+        // A consumer child takes items: the blocked put goes through.
+        let (mine, theirs) = try Connection.pipe()
+        let consumer = try ChildProcess.start(executable: helper, entry: "queue-consume", argument: Consumption(queue: queue, results: theirs))
+        theirs.close()
+        try queue.put(4, timeout: .seconds(60))
+        try queue.put(-1, timeout: .seconds(60))
+        #expect(try mine.receive(Tally.self, timeout: .seconds(60)) == Tally(count: 4, sum: 10))
+        #expect(try consumer.join() == .exited(0))
+    }
+
+    @Test("an empty queue: getNowait and get(timeout:) throw .empty, after about the timeout")
+    func emptyQueue() throws {
+        let queue = try Queue<Int>()
+        #expect(queue.isEmpty && !queue.isFull && queue.count == 0 && queue.maxsize == 0)
+        #expect(throws: QueueError.empty) { try queue.getNowait() }
+        let start = ContinuousClock.now
+        #expect(throws: QueueError.empty) { try queue.get(timeout: .milliseconds(200)) }
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(150) && waited < .seconds(30))
+        try queue.put(5)
+        #expect(queue.count == 1 && !queue.isEmpty)
+        #expect(try queue.get(timeout: .seconds(5)) == 5)
+    }
+
+    struct Unencodable: Codable, Sendable {
+        func encode(to encoder: any Encoder) throws {
+            throw EncodingError.invalidValue(0, .init(codingPath: [], debugDescription: "cannot"))
+        }
+        init() {}
+        init(from decoder: any Decoder) throws {}
+    }
+
+    @Test("an item that cannot be encoded makes put throw in the caller, and takes no slot")
+    func encodingError() throws {
+        let queue = try Queue<Unencodable>(maxsize: 1)
+        #expect(throws: EncodingError.self) { try queue.put(Unencodable()) }
+        #expect(queue.count == 0)
+    }
+
+    @Test("close: put and get throw .closed in this process")
+    func close() throws {
+        let queue = try Queue<Int>()
+        try queue.put(1)
+        queue.close()
+        #expect(throws: QueueError.closed) { try queue.put(2) }
+        #expect(throws: QueueError.closed) { try queue.get() }
+    }
+
+    @Test("JoinableQueue: join returns when consumers in other processes have marked every item done")
+    func joinable() throws {
+        let queue = try JoinableQueue<Int>()
+        let (mine, theirs) = try Connection.pipe()
+        let consumer = try ChildProcess.start(executable: helper, entry: "joinable-consume", argument: JoinableConsumption(queue: queue, results: theirs))
+        theirs.close()
+        for value in 1...50 { try queue.put(value) }
+        try queue.put(-1)
+        #expect(try queue.join(timeout: .seconds(120)))
+        #expect(queue.unfinishedTasks == 0)
+        #expect(try mine.receive(Tally.self, timeout: .seconds(60)) == Tally(count: 50, sum: 1275))
+        #expect(try consumer.join() == .exited(0))
+        #expect(throws: QueueError.taskDoneTooOften) { try queue.taskDone() }
+        #expect(try queue.join(timeout: .zero))
+    }
+
+    @Test("SimpleQueue: a child's put, the parent's get")
+    func simple() throws {
+        let queue = try SimpleQueue<String>()
+        let child = try ChildProcess.start(executable: helper, entry: "simple-put", argument: queue)
+        #expect(try queue.get() == "hello")
+        #expect(try child.join() == .exited(0))
+        #expect(queue.isEmpty)
+    }
+
+    @Test("a consumer killed while it waits in get (holding the read lock) does not stop the next one; nothing is lost")
+    func killedConsumer() throws {
+        let queue = try Queue<Int>()
+        let (mine, theirs) = try Connection.pipe()
+        let blocked = try ChildProcess.start(executable: helper, entry: "queue-block-get", argument: Consumption(queue: queue, results: theirs))
+        theirs.close()
+        #expect(try mine.receive(String.self, timeout: .seconds(60)) == "ready")
+        usleep(300_000)  // let it reach get and take the read lock
+        try blocked.kill()
+        #expect(try blocked.join(timeout: .seconds(60)) == .signaled(SIGKILL))
+        for value in 1...10 { try queue.put(value) }
+        #expect(try queue.get(timeout: .seconds(30)) == 1)  // this process takes the lock the dead one held
+        let (results, theirResults) = try Connection.pipe()
+        let next = try ChildProcess.start(executable: helper, entry: "queue-consume", argument: Consumption(queue: queue, results: theirResults))
+        theirResults.close()
+        try queue.put(-1)
+        #expect(try results.receive(Tally.self, timeout: .seconds(60)) == Tally(count: 9, sum: 54))
+        #expect(try next.join() == .exited(0))
+    }
+
+    @Test("a producer killed while it waits in put on a full queue does not stop the others")
+    func killedProducer() throws {
+        let queue = try Queue<Int>(maxsize: 1)
+        try queue.put(1)
+        let (mine, theirs) = try Connection.pipe()
+        let blocked = try ChildProcess.start(executable: helper, entry: "queue-block-put", argument: Consumption(queue: queue, results: theirs))
+        theirs.close()
+        #expect(try mine.receive(String.self, timeout: .seconds(60)) == "ready")
+        usleep(300_000)  // let it reach put and wait for a slot
+        try blocked.kill()
+        #expect(try blocked.join(timeout: .seconds(60)) == .signaled(SIGKILL))
+        #expect(queue.count == 1)  // the dead producer took no slot
+        #expect(try queue.get(timeout: .seconds(30)) == 1)
+        let producer = try ChildProcess.start(executable: helper, entry: "queue-produce", argument: Production(queue: queue, first: 10, count: 3))
+        var got: [Int] = []
+        for _ in 0..<3 { got.append(try queue.get(timeout: .seconds(60))) }
+        #expect(got == [10, 11, 12])
+        #expect(try producer.join() == .exited(0))
+    }
+}
