@@ -6,7 +6,10 @@ deps:
 
 demo: deps
 	swift build --product Demo
+	swift build --product Shop
 	.build/debug/Demo
+	@echo "\n4. The issue's example (Examples/Shop): a consumer process prints what it gets"
+	.build/debug/Shop
 
 # `swift build` first: the tool tests run the built `msgpack` executable.
 # Python's msgpack lets the tests check that a Python process reads our frames.

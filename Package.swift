@@ -38,8 +38,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // `make demo`: the main job, a Codable struct to bytes and back.
-        .executableTarget(name: "Demo", dependencies: ["MessagePack"]),
+        // `make demo`: the seed's queue programs between processes, and the codec.
+        .executableTarget(name: "Demo", dependencies: ["MessagePack", "Multiprocessing"]),
+        // The usage example, compiled as written.
+        .executableTarget(name: "Shop", dependencies: ["Multiprocessing"], path: "Examples/Shop"),
         .testTarget(
             name: "MessagePackTests",
             dependencies: ["MessagePack"]

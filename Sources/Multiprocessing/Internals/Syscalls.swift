@@ -186,6 +186,10 @@ func _spawn(path: String, arguments: [String], handing descriptors: [(FileDescri
     posix_spawnattr_setsigdefault(&attributes, &all)
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
+    // What this process printed so far comes out before what the child prints
+    // (stdout is block-buffered when it is a pipe or a file).
+    fflush(nil)
+
     var pid: pid_t = 0
     let argv = ([path] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
