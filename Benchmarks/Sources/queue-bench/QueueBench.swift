@@ -1,0 +1,188 @@
+// queue-bench: items per second through a Multiprocessing Queue between real
+// processes, against Python's multiprocessing.Queue (../shared/bench/py_mpqueue.py)
+// and the C floor (../shared/bench/c_pipe_floor.c: raw frames on a pipe), in one run.
+//
+//     swift run -c release --package-path Benchmarks queue-bench [path/to/shared/bench]
+//
+// Modes, as py_mpqueue.py's: small (1 producer -> 1 consumer, 200,000 Items),
+// large (2,000 items of 1 MiB Data), multi (4 producers -> 4 consumers, 200,000 Items).
+// Timing: every child starts and says it is ready; the clock starts when the
+// producers are told to go, and stops at the last item any consumer took
+// (CLOCK_MONOTONIC, system-wide). Encoding and decoding are included.
+import Foundation
+import Multiprocessing
+
+struct Item: Codable, Sendable {
+    var id: Int
+    var name: String
+    var score: Double
+    var tags: [String]
+    var ok: Bool
+}
+
+enum Payload: Codable, Sendable {
+    case item(Item)
+    case blob(Data)
+    case stop
+}
+
+struct Producing: Codable, Sendable {
+    var queue: Queue<Payload>
+    var control: Connection
+    var first: Int
+    var count: Int
+    var large: Bool
+}
+
+struct Consuming: Codable, Sendable {
+    var queue: Queue<Payload>
+    var control: Connection
+}
+
+/// What a consumer reports: items, their checksum, bytes of payload, and when it took its last item.
+struct Report: Codable, Sendable {
+    var items = 0
+    var idSum = 0
+    var bytes = 0
+    var lastNanoseconds: Int64 = 0
+}
+
+func monotonicNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+let oneMiB = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0) })
+
+let producer = ChildProcess.Entry("producer") { (work: Producing) in
+    try work.control.send("ready")
+    _ = try work.control.receive(String.self)  // "go"
+    for id in work.first..<(work.first + work.count) {
+        if work.large {
+            try work.queue.put(.blob(oneMiB))
+        } else {
+            try work.queue.put(.item(Item(id: id, name: "item-\(id)", score: Double(id) * 0.5, tags: ["a", "b", "c"], ok: true)))
+        }
+    }
+    work.queue.flush()
+}
+
+let consumer = ChildProcess.Entry("consumer") { (work: Consuming) in
+    try work.control.send("ready")
+    var report = Report()
+    while true {
+        switch try work.queue.get() {
+        case .item(let item):
+            report.items += 1
+            report.idSum += item.id
+            report.lastNanoseconds = monotonicNanoseconds()
+        case .blob(let data):
+            report.items += 1
+            report.bytes += data.count
+            report.lastNanoseconds = monotonicNanoseconds()
+        case .stop:
+            try work.control.send(report)
+            return
+        }
+    }
+}
+
+try ChildProcess.bootstrap([producer, consumer])
+
+/// Runs one mode; returns (items per second, MiB per second).
+func run(items total: Int, producers: Int, consumers: Int, large: Bool) throws -> (Double, Double) {
+    let queue = try Queue<Payload>()
+    var consumerLinks: [Connection] = []
+    var producerLinks: [Connection] = []
+    var children: [ChildProcess] = []
+    for _ in 0..<consumers {
+        let (mine, theirs) = try Connection.pipe()
+        children.append(try ChildProcess.start(consumer, Consuming(queue: queue, control: theirs)))
+        consumerLinks.append(mine)
+    }
+    let share = total / producers
+    for index in 0..<producers {
+        let (mine, theirs) = try Connection.pipe()
+        let count = index == producers - 1 ? total - share * index : share
+        children.append(try ChildProcess.start(producer, Producing(queue: queue, control: theirs, first: share * index, count: count, large: large)))
+        producerLinks.append(mine)
+    }
+    for link in consumerLinks + producerLinks { _ = try link.receive(String.self, timeout: .seconds(60)) }
+    let start = monotonicNanoseconds()
+    for link in producerLinks { try link.send("go") }
+    for child in children.suffix(producers) { _ = try child.join() }
+    for _ in 0..<consumers { try queue.put(.stop) }
+    var reports: [Report] = []
+    for link in consumerLinks { reports.append(try link.receive(Report.self, timeout: .seconds(600))) }
+    for child in children.prefix(consumers) { _ = try child.join() }
+    let received = reports.reduce(0) { $0 + $1.items }
+    let bytes = reports.reduce(0) { $0 + $1.bytes }
+    guard received == total, large || reports.reduce(0, { $0 + $1.idSum }) == (0..<total).reduce(0, +) else {
+        // A benchmark that miscounts must not print numbers.
+        FileHandle.standardError.write(Data("queue-bench: \(received) of \(total) items arrived, or their checksum is wrong\n".utf8))
+        exit(1)
+    }
+    let seconds = Double(reports.map(\.lastNanoseconds).max()! - start) / 1e9
+    return (Double(total) / seconds, Double(bytes) / seconds / 1_048_576)
+}
+
+/// Runs a reference program and returns the value of `key=` on its last line.
+func reference(_ command: [String], key: String) -> Double? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = command
+    let output = Pipe()
+    process.standardOutput = output
+    guard (try? process.run()) != nil else { return nil }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0, let line = text.split(separator: "\n").last else { return nil }
+    for field in line.split(separator: " ") where field.hasPrefix("\(key)=") {
+        return Double(field.dropFirst(key.count + 1))
+    }
+    return nil
+}
+
+let bench = CommandLine.arguments.count > 1 ? CommandLine.arguments[1]
+    : URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("shared/bench").path
+let floor = "/tmp/queue-bench-c_pipe_floor"
+let built: Bool = {
+    let gcc = Process()
+    gcc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    gcc.arguments = ["gcc", "-O2", "-o", floor, "\(bench)/c_pipe_floor.c", "-pthread"]
+    guard (try? gcc.run()) != nil else { return false }
+    gcc.waitUntilExit()
+    return gcc.terminationStatus == 0
+}()
+
+func fmt(_ value: Double?, _ digits: Int = 0) -> String {
+    guard let value else { return "n/a" }
+    return String(format: "%.\(digits)f", value).replacingOccurrences(of: "(\\d)(?=(\\d{3})+(?!\\d))", with: "$1,", options: .regularExpression)
+}
+
+print("Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; reference programs from \(bench)")
+let small = try run(items: 200_000, producers: 1, consumers: 1, large: false)
+let pySmall = reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "small", "-n", "200000"], key: "items_per_s")
+let cSmall = built ? reference([floor, "-s", "57", "-n", "1000000"], key: "items_per_s") : nil
+let large = try run(items: 2_000, producers: 1, consumers: 1, large: true)
+let pyLarge = reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "large", "-n", "2000"], key: "MB_per_s")
+let cLarge = built ? reference([floor, "-s", "1048576", "-n", "4000", "-p", "1048576"], key: "MB_per_s") : nil
+let multi = try run(items: 200_000, producers: 4, consumers: 4, large: false)
+let pyMulti = reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "multi", "-n", "200000"], key: "items_per_s")
+
+func ratio(_ ours: Double, _ theirs: Double?) -> String {
+    guard let theirs, theirs > 0 else { return "n/a" }
+    return String(format: "%.2fx", ours / theirs)
+}
+
+print("""
+
+| case | Multiprocessing.Queue | Python multiprocessing.Queue | C pipe floor | vs Python | target |
+|---|---:|---:|---:|---:|---|
+| small items, 1 → 1 (items/s) | \(fmt(small.0)) | \(fmt(pySmall)) | \(fmt(cSmall)) | \(ratio(small.0, pySmall)) | ≥ 5x |
+| 1 MiB items, 1 → 1 (MiB/s) | \(fmt(large.1)) | \(fmt(pyLarge)) | \(fmt(cLarge)) | \(ratio(large.1, pyLarge)) | ≥ 5x |
+| small items, 4 → 4 (items/s) | \(fmt(multi.0)) | \(fmt(pyMulti)) | n/a | \(ratio(multi.0, pyMulti)) | ≥ 3x |
+""")
