@@ -233,3 +233,15 @@ struct QueueTests {
         #expect(try producer.join() == .exited(0))
     }
 }
+
+@Suite("Queue limits")
+struct QueueLimitTests {
+    @Test("an item over the reader's maximum frame length is refused before it is allocated")
+    func frameTooLong() throws {
+        let queue = try Queue<String>()
+        queue.maxFrameLength = 16
+        try queue.put(String(repeating: "x", count: 100))
+        let error = #expect(throws: ConnectionError.self) { try queue.get(timeout: .seconds(5)) }
+        #expect(error?.code == .frameTooLong)
+    }
+}

@@ -30,6 +30,12 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
 
     /// The most items the queue holds; 0 for no limit.
     public let maxsize: Int
+    /// The longest item (in bytes of MessagePack) `get` accepts in this process,
+    /// checked before anything is allocated for it. Default: 1 GiB.
+    public var maxFrameLength: Int {
+        get { local.withLock { $0.maxFrameLength } }
+        set { local.withLock { $0.maxFrameLength = newValue } }
+    }
     let control: _ControlBlock
     let reader: FileDescriptor
     let writer: FileDescriptor
@@ -44,6 +50,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         var pending: [[UInt8]] = []
         var writing = false
         var closed = false
+        var maxFrameLength = Connection.defaultMaxFrameLength
     }
 
     /// A queue holding at most `maxsize` items (0 or less, the default: no limit, as in Python).
@@ -301,8 +308,13 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         }
         block.pointee.read_header_have = Int32(header.count)
         block.pointee.read_left = Int64(length!)
+        // The length comes from whoever can write to the pipe: checked before anything
+        // is allocated for it, and memory grows only as bytes arrive.
+        guard length! <= maxFrameLength else {
+            throw ConnectionError(.frameTooLong, "a queue frame of \(length!) bytes is over the limit of \(maxFrameLength) bytes")
+        }
         var payload: [UInt8] = []
-        payload.reserveCapacity(length!)
+        payload.reserveCapacity(min(length!, 1 << 20))
         while payload.count < length! {
             let chunk = try _readFully(reader, count: min(length! - payload.count, 1 << 16))
             if chunk.isEmpty { throw QueueError.closed }
