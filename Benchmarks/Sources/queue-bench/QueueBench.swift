@@ -20,22 +20,22 @@ struct Item: Codable, Sendable {
     var ok: Bool
 }
 
-enum Payload: Codable, Sendable {
-    case item(Item)
-    case blob(Data)
-    case stop
+/// The queue a run uses: Items (57 bytes each as MessagePack, like Python's dict), or 1 MiB Data.
+/// A consumer stops at an Item with id -1, or an empty Data.
+struct Queues: Codable, Sendable {
+    var items: Queue<Item>?
+    var blobs: Queue<Data>?
 }
 
 struct Producing: Codable, Sendable {
-    var queue: Queue<Payload>
+    var queues: Queues
     var control: Connection
     var first: Int
     var count: Int
-    var large: Bool
 }
 
 struct Consuming: Codable, Sendable {
-    var queue: Queue<Payload>
+    var queues: Queues
     var control: Connection
 }
 
@@ -58,61 +58,68 @@ let oneMiB = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0) })
 let producer = ChildProcess.Entry("producer") { (work: Producing) in
     try work.control.send("ready")
     _ = try work.control.receive(String.self)  // "go"
-    for id in work.first..<(work.first + work.count) {
-        if work.large {
-            try work.queue.put(.blob(oneMiB))
-        } else {
-            try work.queue.put(.item(Item(id: id, name: "item-\(id)", score: Double(id) * 0.5, tags: ["a", "b", "c"], ok: true)))
+    if let blobs = work.queues.blobs {
+        for _ in 0..<work.count { try blobs.put(oneMiB) }
+        blobs.flush()
+    } else if let items = work.queues.items {
+        for id in work.first..<(work.first + work.count) {
+            try items.put(Item(id: id, name: "item-\(id)", score: Double(id) * 0.5, tags: ["a", "b", "c"], ok: true))
         }
+        items.flush()
     }
-    work.queue.flush()
 }
 
 let consumer = ChildProcess.Entry("consumer") { (work: Consuming) in
     try work.control.send("ready")
     var report = Report()
-    while true {
-        switch try work.queue.get() {
-        case .item(let item):
-            report.items += 1
-            report.idSum += item.id
-            report.lastNanoseconds = monotonicNanoseconds()
-        case .blob(let data):
+    if let blobs = work.queues.blobs {
+        while true {
+            let data = try blobs.get()
+            if data.isEmpty { break }
             report.items += 1
             report.bytes += data.count
             report.lastNanoseconds = monotonicNanoseconds()
-        case .stop:
-            try work.control.send(report)
-            return
+        }
+    } else if let items = work.queues.items {
+        while true {
+            let item = try items.get()
+            if item.id < 0 { break }
+            report.items += 1
+            report.idSum += item.id
+            report.lastNanoseconds = monotonicNanoseconds()
         }
     }
+    try work.control.send(report)
 }
 
 try ChildProcess.bootstrap([producer, consumer])
 
 /// Runs one mode; returns (items per second, MiB per second).
 func run(items total: Int, producers: Int, consumers: Int, large: Bool) throws -> (Double, Double) {
-    let queue = try Queue<Payload>()
+    let queues = large ? Queues(items: nil, blobs: try Queue<Data>()) : Queues(items: try Queue<Item>(), blobs: nil)
     var consumerLinks: [Connection] = []
     var producerLinks: [Connection] = []
     var children: [ChildProcess] = []
     for _ in 0..<consumers {
         let (mine, theirs) = try Connection.pipe()
-        children.append(try ChildProcess.start(consumer, Consuming(queue: queue, control: theirs)))
+        children.append(try ChildProcess.start(consumer, Consuming(queues: queues, control: theirs)))
         consumerLinks.append(mine)
     }
     let share = total / producers
     for index in 0..<producers {
         let (mine, theirs) = try Connection.pipe()
         let count = index == producers - 1 ? total - share * index : share
-        children.append(try ChildProcess.start(producer, Producing(queue: queue, control: theirs, first: share * index, count: count, large: large)))
+        children.append(try ChildProcess.start(producer, Producing(queues: queues, control: theirs, first: share * index, count: count)))
         producerLinks.append(mine)
     }
     for link in consumerLinks + producerLinks { _ = try link.receive(String.self, timeout: .seconds(60)) }
     let start = monotonicNanoseconds()
     for link in producerLinks { try link.send("go") }
     for child in children.suffix(producers) { _ = try child.join() }
-    for _ in 0..<consumers { try queue.put(.stop) }
+    for _ in 0..<consumers {
+        try queues.items?.put(Item(id: -1, name: "", score: 0, tags: [], ok: false))
+        try queues.blobs?.put(Data())
+    }
     var reports: [Report] = []
     for link in consumerLinks { reports.append(try link.receive(Report.self, timeout: .seconds(600))) }
     for child in children.prefix(consumers) { _ = try child.join() }

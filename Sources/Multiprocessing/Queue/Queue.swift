@@ -47,7 +47,10 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
 
     /// What only this process knows: its frames not yet in the pipe, in order.
     private struct LocalState {
+        /// Frames not yet written: `pending[pendingStart...]`, in order (a head index,
+        /// so taking the first is O(1); the array is compacted as it drains).
         var pending: [[UInt8]] = []
+        var pendingStart = 0
         var writing = false
         var closed = false
         var maxFrameLength = Connection.defaultMaxFrameLength
@@ -139,7 +142,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     private func enqueue(_ frame: [UInt8]) {
         drained.enter()
         let written = local.withLock { state -> Bool in
-            if state.pending.isEmpty && !state.writing && writeNow(frame) { return true }
+            if state.pendingStart == state.pending.count && !state.writing && writeNow(frame) { return true }
             state.pending.append(frame)
             if !state.writing {
                 state.writing = true
@@ -170,8 +173,13 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     /// The writer thread: writes this process's pending frames, in order.
     private func drain() {
         while let frame = local.withLock({ state -> [UInt8]? in
-            if state.pending.isEmpty { state.writing = false; return nil }
-            return state.pending[0]
+            if state.pendingStart == state.pending.count {
+                state.pending.removeAll(keepingCapacity: true)
+                state.pendingStart = 0
+                state.writing = false
+                return nil
+            }
+            return state.pending[state.pendingStart]
         }) {
             do {
                 if try control.lock(control.writeLock, deadline: nil) == .ownerDied { recoverWrite() }
@@ -180,7 +188,14 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
             } catch {
                 _writeStandardError("swift-multiprocessing: a queue item could not be written (\(error)); it is dropped.")
             }
-            local.withLock { _ = $0.pending.removeFirst() }
+            local.withLock { state in
+                state.pending[state.pendingStart] = []  // the frame is written: free it now
+                state.pendingStart += 1
+                if state.pendingStart >= 4096 && state.pendingStart * 2 >= state.pending.count {
+                    state.pending.removeFirst(state.pendingStart)
+                    state.pendingStart = 0
+                }
+            }
             drained.leave()
         }
     }
@@ -274,7 +289,8 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     private func takeFrame(deadline: ContinuousClock.Instant?) throws -> [UInt8] {
         let block = control.pointer
         while true {
-            guard try _pollReadable([reader], deadline: deadline)[0] else { throw QueueError.empty }
+            // With no deadline the read itself waits: one system call fewer per item.
+            if deadline != nil, try !_pollReadable([reader], deadline: deadline)[0] { throw QueueError.empty }
             block.pointee.frames_read += 1
             block.pointee.read_left = -1
             block.pointee.read_header_have = 0
@@ -313,12 +329,24 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         guard length! <= maxFrameLength else {
             throw ConnectionError(.frameTooLong, "a queue frame of \(length!) bytes is over the limit of \(maxFrameLength) bytes")
         }
+        // Read straight into the payload, growing it by at most 1 MiB at a time, so a
+        // lying length costs no more memory than the bytes that really arrive.
         var payload: [UInt8] = []
-        payload.reserveCapacity(min(length!, 1 << 20))
         while payload.count < length! {
-            let chunk = try _readFully(reader, count: min(length! - payload.count, 1 << 16))
-            if chunk.isEmpty { throw QueueError.closed }
-            payload += chunk
+            let start = payload.count
+            let chunk = min(length! - start, 1 << 20)
+            payload.append(contentsOf: repeatElement(0, count: chunk))
+            var failure: Errno?
+            let got = payload.withUnsafeMutableBytes { raw -> Int in
+                do throws(Errno) {
+                    return try _readFully(reader, into: UnsafeMutableRawBufferPointer(rebasing: raw[start..<(start + chunk)]))
+                } catch {
+                    failure = error
+                    return 0
+                }
+            }
+            if let failure { throw failure }
+            if got < chunk { throw QueueError.closed }
             block.pointee.read_left = Int64(length! - payload.count)
         }
         return payload
@@ -369,7 +397,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     }
 
     /// Items put in this process and not yet written to the pipe.
-    public var pendingCount: Int { local.withLock { $0.pending.count } }
+    public var pendingCount: Int { local.withLock { $0.pending.count - $0.pendingStart } }
 
     // MARK: Handing the queue to a child
 
