@@ -243,5 +243,19 @@ struct QueueLimitTests {
         try queue.put(String(repeating: "x", count: 100))
         let error = #expect(throws: ConnectionError.self) { try queue.get(timeout: .seconds(5)) }
         #expect(error?.code == .frameTooLong)
+        // The refused frame is skipped by the next reader: the queue stays usable and counts right.
+        queue.maxFrameLength = 1 << 20
+        try queue.put("next")
+        #expect(try queue.get(timeout: .seconds(5)) == "next")
+        #expect(queue.count == 0)
+    }
+
+    @Test("a closed connection is not handed to a child (its number may name another file by then)")
+    func closedHandle() throws {
+        let (a, b) = try Connection.pipe()
+        b.close()
+        #expect(throws: ConnectionError.self) { try ChildProcess.start(executable: helper, entry: "greet", argument: Greeting(connection: b, name: "x")) }
+        #expect(throws: ConnectionError.self) { try ChildProcess.start(executable: "/bin/true", handing: [b]) }
+        _ = a
     }
 }

@@ -61,6 +61,11 @@ func _readFully(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer
     return done
 }
 
+/// One read: the bytes read, 0 at end of file. The corresponding C function is `read`.
+func _readSome(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+    try _retrying { read(fd.rawValue, buffer.baseAddress!, buffer.count) }
+}
+
 /// Writes all of `buffer`. The corresponding C function is `write`.
 func _writeFully(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) throws(Errno) {
     var done = 0
@@ -78,7 +83,7 @@ func _pollReadable(_ fds: [FileDescriptor], deadline: ContinuousClock.Instant?) 
         var timeout: CInt = -1
         if let deadline {
             let left = deadline - .now
-            timeout = left <= .zero ? 0 : CInt(clamping: (left.components.seconds * 1000) + (left.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+            timeout = left <= .zero ? 0 : CInt(clamping: min(left.components.seconds, 1 << 30) * 1000 + (left.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
         }
         let result = poll(&entries, nfds_t(entries.count), timeout)
         if result >= 0 { return entries.map { $0.revents != 0 } }
@@ -248,8 +253,10 @@ func _unmap(_ address: UnsafeMutableRawPointer, size: Int) {
 func _monotonicDeadline(after: Duration) -> timespec {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
-    let (seconds, attoseconds) = after.components
-    var deadline = timespec(tv_sec: now.tv_sec + Int(seconds), tv_nsec: now.tv_nsec + Int(attoseconds / 1_000_000_000))
+    // Negative durations are "now"; huge ones are capped at about 136 years, not an overflow.
+    let seconds = min(max(after.components.seconds, 0), 1 << 32)
+    let nanoseconds = after.components.seconds < 0 ? 0 : max(after.components.attoseconds, 0) / 1_000_000_000
+    var deadline = timespec(tv_sec: now.tv_sec + Int(seconds), tv_nsec: now.tv_nsec + Int(nanoseconds))
     if deadline.tv_nsec >= 1_000_000_000 { deadline.tv_sec += 1; deadline.tv_nsec -= 1_000_000_000 }
     return deadline
 }
@@ -280,7 +287,7 @@ func _pollWritable(_ fd: FileDescriptor, deadline: ContinuousClock.Instant?) thr
         var timeout: CInt = -1
         if let deadline {
             let left = deadline - .now
-            timeout = left <= .zero ? 0 : CInt(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+            timeout = left <= .zero ? 0 : CInt(clamping: min(left.components.seconds, 1 << 30) * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
         }
         let result = poll(&entry, 1, timeout)
         if result >= 0 { return result > 0 }

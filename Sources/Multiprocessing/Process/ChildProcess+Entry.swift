@@ -45,7 +45,7 @@ extension ChildProcess {
         guard let entry = entries.first(where: { $0.name == name }) else {
             fail("\(program): no child process entry is named '\(name)' (entries: \(entries.map(\.name)))", code: 2)
         }
-        guard let count = Int(arguments[3]), count >= 0 else {
+        guard let count = Int(arguments[3]), count >= 0, count < 4096 else {
             fail("\(program): invalid handle count '\(arguments[3])'", code: 2)
         }
         let argumentFile = FileDescriptor(rawValue: argumentDescriptor)

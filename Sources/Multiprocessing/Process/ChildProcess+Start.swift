@@ -40,6 +40,9 @@ extension ChildProcess {
     public static func start(
         executable path: String, arguments: [String] = [], handing connections: [Connection]
     ) throws -> ChildProcess {
+        if let closed = connections.first(where: \.isClosed) {
+            throw ConnectionError(.closed, "connection \(closed.fileDescriptor.rawValue) is closed and cannot be handed to a child")
+        }
         let handing = connections.enumerated().map { ($0.element.fileDescriptor, CInt(3 + $0.offset)) }
         return ChildProcess(pid: try _spawn(path: path, arguments: arguments, handing: handing))
     }

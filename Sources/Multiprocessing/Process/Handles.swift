@@ -90,6 +90,8 @@ extension Connection: Codable {
 
     public func encode(to encoder: any Encoder) throws {
         let table = try _HandleTable.forEncoding(encoder, "Connection")
+        // A closed connection's number may already name another file: never hand that over.
+        guard !isClosed else { throw ConnectionError(.closed, "a closed connection cannot be handed to a child") }
         try Handle(index: table.add(fileDescriptor), readable: isReadable, writable: isWritable).encode(to: encoder)
     }
 

@@ -63,7 +63,13 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         control = try _ControlBlock(maxsize: self.maxsize)
         let (read, write) = try _pipe()
         _ = _growPipe(write, to: 1 << 20)
-        try _setNonblocking(write)
+        do {
+            try _setNonblocking(write)
+        } catch {
+            _close(read)
+            _close(write)
+            throw error
+        }
         reader = read
         writer = write
         local = Mutex(LocalState())
@@ -162,8 +168,10 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         guard frame.count <= Int(PIPE_BUF),
               let result = try? control.lock(control.writeLock, deadline: .zero), result != .timedOut else { return false }
         defer { control.unlock(control.writeLock) }
-        if result == .ownerDied { recoverWrite() }
         let block = control.pointer
+        // An abandoned frame (its writer died, or failed) is repaired by the writer
+        // thread: the repair may wait for room, and `put` holds `local` here.
+        guard block.pointee.write_active == 0 else { return false }
         let wrote = frame.withUnsafeBytes { (try? _writeSome(writer, $0)) ?? 0 }
         guard wrote == frame.count else { return false }
         block.pointee.frames_written += 1  // whole in one write: no progress to record
@@ -182,10 +190,14 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
             return state.pending[state.pendingStart]
         }) {
             do {
-                if try control.lock(control.writeLock, deadline: nil) == .ownerDied { recoverWrite() }
+                _ = try control.lock(control.writeLock, deadline: nil)
                 defer { control.unlock(control.writeLock) }
+                // A frame left active was abandoned (its writer died, or failed): repair it first.
+                if control.pointer.pointee.write_active != 0 { recoverWrite() }
                 try writeFrame(frame)
             } catch {
+                // writeFrame left the frame active: the next writer pads it out, voids it
+                // and frees its slot.
                 _writeStandardError("swift-multiprocessing: a queue item could not be written (\(error)); it is dropped.")
             }
             local.withLock { state in
@@ -228,8 +240,8 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
                 failure = error
             }
         }
+        if let failure { throw failure }  // the frame stays active: see drain
         block.pointee.write_active = 0
-        if let failure { throw failure }
     }
 
     /// After a writer died holding the write lock: finishes its frame with zeros, so
@@ -238,10 +250,13 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     private func recoverWrite() {
         let block = control.pointer
         guard block.pointee.write_active != 0 else { return }
-        if block.pointee.write_left == block.pointee.write_total {
-            block.pointee.frames_written -= 1  // nothing of it reached the pipe
+        // Values from shared memory: any process could have written them.
+        let total = max(0, Int(clamping: block.pointee.write_total))
+        let leftToWrite = min(max(0, Int(clamping: block.pointee.write_left)), total)
+        if leftToWrite == total {
+            if block.pointee.frames_written > 0 { block.pointee.frames_written -= 1 }  // nothing of it reached the pipe
         } else {
-            var left = Int(block.pointee.write_left)
+            var left = leftToWrite
             let zeros = [UInt8](repeating: 0, count: min(left, 1 << 16))
             while left > 0 {
                 let wrote = zeros.withUnsafeBytes { (try? _writeSome(writer, UnsafeRawBufferPointer(rebasing: $0[..<min(left, $0.count)]))) ?? 0 }
@@ -255,6 +270,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
             state.pointee.count -= 1
             state.pointee.unfinished -= 1
             control.broadcast(control.notFull)
+            if state.pointee.unfinished == 0 { control.broadcast(control.allDone) }
         }
     }
 
@@ -266,15 +282,14 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     public func get(timeout: Duration? = nil) throws -> Element {
         guard !local.withLock({ $0.closed }) else { throw QueueError.closed }
         let deadline = timeout.map { ContinuousClock.now + $0 }
-        switch try control.lock(control.readLock, deadline: timeout) {
-        case .timedOut: throw QueueError.empty
-        case .ownerDied: recoverRead()
-        case .acquired: break
-        }
+        let limit = maxFrameLength  // read before the read lock: `local` is not taken under it
+        if try control.lock(control.readLock, deadline: timeout) == .timedOut { throw QueueError.empty }
         let payload: [UInt8]
         do {
             defer { control.unlock(control.readLock) }
-            payload = try takeFrame(deadline: deadline)
+            // A frame left active was abandoned (its reader died, or failed): skip it first.
+            if control.pointer.pointee.read_active != 0 { recoverRead() }
+            payload = try takeFrame(deadline: deadline, limit: limit)
         }
         return try decoder.decode(Element.self, from: payload)
     }
@@ -286,7 +301,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     }
 
     /// Reads the next real frame with the read lock held, and frees its slot.
-    private func takeFrame(deadline: ContinuousClock.Instant?) throws -> [UInt8] {
+    private func takeFrame(deadline: ContinuousClock.Instant?, limit: Int) throws -> [UInt8] {
         let block = control.pointer
         while true {
             // With no deadline the read itself waits: one system call fewer per item.
@@ -295,7 +310,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
             block.pointee.read_left = -1
             block.pointee.read_header_have = 0
             block.pointee.read_active = 1
-            let payload = try readFrame()
+            let payload = try readFrame(limit: limit)
             if block.pointee.void_frame == block.pointee.frames_read {
                 // A dead writer's unfinished frame, filled out with zeros: not an item.
                 block.pointee.void_frame = 0
@@ -311,8 +326,9 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         }
     }
 
-    /// Reads one frame, recording progress for `recoverRead`.
-    private func readFrame() throws -> [UInt8] {
+    /// Reads one frame, recording progress for `recoverRead` after every read, so
+    /// the next reader knows exactly what is left if this one dies or throws.
+    private func readFrame(limit maxFrameLength: Int) throws -> [UInt8] {
         let block = control.pointer
         var header = try _readFully(reader, count: 4)
         guard header.count == 4 else { throw QueueError.closed }
@@ -337,17 +353,21 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
             let chunk = min(length! - start, 1 << 20)
             payload.append(contentsOf: repeatElement(0, count: chunk))
             var failure: Errno?
-            let got = payload.withUnsafeMutableBytes { raw -> Int in
+            var got = 0
+            payload.withUnsafeMutableBytes { raw in
                 do throws(Errno) {
-                    return try _readFully(reader, into: UnsafeMutableRawBufferPointer(rebasing: raw[start..<(start + chunk)]))
+                    while got < chunk {
+                        let n = try _readSome(reader, into: UnsafeMutableRawBufferPointer(rebasing: raw[(start + got)..<(start + chunk)]))
+                        if n == 0 { break }
+                        got += n
+                        block.pointee.read_left = Int64(length! - start - got)
+                    }
                 } catch {
                     failure = error
-                    return 0
                 }
             }
             if let failure { throw failure }
             if got < chunk { throw QueueError.closed }
-            block.pointee.read_left = Int64(length! - payload.count)
         }
         return payload
     }
@@ -359,9 +379,9 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         guard block.pointee.read_active != 0 else { return }
         if block.pointee.read_left < 0 {
             // It died before its header read was recorded: nothing of the frame was taken.
-            block.pointee.frames_read -= 1
+            if block.pointee.frames_read > 0 { block.pointee.frames_read -= 1 }
         } else {
-            var left = Int(block.pointee.read_left)
+            var left = max(0, Int(clamping: block.pointee.read_left))  // from shared memory
             while left > 0, let chunk = try? _readFully(reader, count: min(left, 1 << 16)), !chunk.isEmpty {
                 left -= chunk.count
             }
@@ -392,7 +412,8 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     @discardableResult
     public func flush(timeout: Duration? = nil) -> Bool {
         guard let timeout else { drained.wait(); return true }
-        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        let seconds = min(max(timeout.components.seconds, 0), 1 << 32)  // no overflow for huge timeouts
+        let nanoseconds = seconds * 1_000_000_000 + max(timeout.components.attoseconds, 0) / 1_000_000_000
         return drained.wait(timeout: .now() + .nanoseconds(Int(clamping: nanoseconds))) == .success
     }
 

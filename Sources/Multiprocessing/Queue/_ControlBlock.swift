@@ -35,9 +35,15 @@ final class _ControlBlock: @unchecked Sendable {
     /// The block another process made, from its descriptor (which this object then owns).
     init(attaching file: FileDescriptor) throws(Errno) {
         self.file = file
-        pointer = try _mapShared(file, size: Self.size).bindMemory(to: swiftmp_queue_control.self, capacity: 1)
+        do throws(Errno) {
+            pointer = try _mapShared(file, size: Self.size).bindMemory(to: swiftmp_queue_control.self, capacity: 1)
+        } catch {
+            _close(file)
+            throw error
+        }
         guard pointer.pointee.magic == SWIFTMP_QUEUE_MAGIC else {
             _unmap(UnsafeMutableRawPointer(pointer), size: Self.size)
+            _close(file)
             throw Errno.invalidArgument
         }
     }
