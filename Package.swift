@@ -46,16 +46,17 @@ let package = Package(
             name: "MessagePackTests",
             dependencies: ["MessagePack"]
         ),
-        // The child program the Multiprocessing tests spawn.
+        // The child program the Multiprocessing tests spawn, and the arguments both sides share.
+        .target(name: "MultiprocessingTestSupport", dependencies: ["Multiprocessing"], path: "Tests/MultiprocessingTestSupport"),
         .executableTarget(
             name: "MultiprocessingTestHelper",
-            dependencies: ["Multiprocessing", "MessagePack"],
+            dependencies: ["Multiprocessing", "MessagePack", "MultiprocessingTestSupport"],
             path: "Tests/MultiprocessingTestHelper"
         ),
         .testTarget(
             name: "MultiprocessingTests",
             dependencies: [
-                "Multiprocessing", "MessagePack", "MultiprocessingTestHelper",
+                "Multiprocessing", "MessagePack", "MultiprocessingTestHelper", "MultiprocessingTestSupport",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -4,38 +4,7 @@
 import Glibc
 import MessagePack
 import Multiprocessing
-
-struct Greeting: Codable, Sendable {
-    var connection: Connection
-    var name: String
-}
-
-struct TwoPipes: Codable, Sendable {
-    var input: Connection
-    var output: Connection
-}
-
-struct Production: Codable, Sendable {
-    var queue: Queue<Int>
-    var first: Int
-    var count: Int
-}
-
-struct Consumption: Codable, Sendable {
-    var queue: Queue<Int>
-    var results: Connection
-}
-
-struct JoinableConsumption: Codable, Sendable {
-    var queue: JoinableQueue<Int>
-    var results: Connection
-}
-
-/// What a consumer took: how many items, and their sum (a checksum).
-struct Tally: Codable, Sendable {
-    var count = 0
-    var sum = 0
-}
+import MultiprocessingTestSupport
 
 struct Failure: Error, CustomStringConvertible {
     var description: String

@@ -1,21 +1,12 @@
 import Foundation
 import MessagePack
 import Multiprocessing
+import MultiprocessingTestSupport
 import Testing
 
 /// The helper executable the tests start as the child, built beside the test binary.
 let helper = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     .deletingLastPathComponent().appendingPathComponent("MultiprocessingTestHelper").path
-
-struct Greeting: Codable, Sendable {
-    var connection: Connection
-    var name: String
-}
-
-struct TwoPipes: Codable, Sendable {
-    var input: Connection
-    var output: Connection
-}
 
 /// Real child processes, started from the tests through the helper executable.
 @Suite("Child processes", .serialized)

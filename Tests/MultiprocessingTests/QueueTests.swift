@@ -1,32 +1,37 @@
 import Foundation
 import MessagePack
 import Multiprocessing
+import MultiprocessingTestSupport
 import Testing
-
-struct Production: Codable, Sendable {
-    var queue: Queue<Int>
-    var first: Int
-    var count: Int
-}
-
-struct Consumption: Codable, Sendable {
-    var queue: Queue<Int>
-    var results: Connection
-}
-
-struct JoinableConsumption: Codable, Sendable {
-    var queue: JoinableQueue<Int>
-    var results: Connection
-}
-
-struct Tally: Codable, Sendable, Equatable {
-    var count = 0
-    var sum = 0
-}
 
 /// Names in /dev/shm, to check that nothing is left there.
 func sharedMemoryNames() -> Set<String> {
     Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [])
+}
+
+/// Starts `count` consumer children on `queue`; each reports its Tally through its connection.
+func startConsumers(_ count: Int, on queue: Queue<Int>) throws -> (results: [Connection], children: [ChildProcess]) {
+    var results: [Connection] = []
+    var children: [ChildProcess] = []
+    for _ in 0..<count {
+        let (mine, theirs) = try Connection.pipe()
+        children.append(try ChildProcess.start(executable: helper, entry: "queue-consume", argument: Consumption(queue: queue, results: theirs)))
+        theirs.close()  // the child has its own copy
+        results.append(mine)
+    }
+    return (results, children)
+}
+
+/// The consumers' tallies added up, once each has reported and exited with code 0.
+func collect(_ consumers: (results: [Connection], children: [ChildProcess])) throws -> Tally {
+    var tally = Tally()
+    for connection in consumers.results {
+        let part = try connection.receive(Tally.self, timeout: .seconds(300))
+        tally.count += part.count
+        tally.sum += part.sum
+    }
+    for child in consumers.children { #expect(try child.join() == .exited(0)) }
+    return tally
 }
 
 /// Queues between real processes (the helper executable is the child).
@@ -35,14 +40,7 @@ struct QueueTests {
     /// Starts `consumers` consumer children and `producers` producer children moving
     /// `total` integers (0..<total) through `queue`; returns what the consumers took.
     func move(_ total: Int, producers: Int, consumers: Int, queue: Queue<Int>) throws -> Tally {
-        var results: [Connection] = []
-        var children: [ChildProcess] = []
-        for _ in 0..<consumers {
-            let (mine, theirs) = try Connection.pipe()
-            children.append(try ChildProcess.start(executable: helper, entry: "queue-consume", argument: Consumption(queue: queue, results: theirs)))
-            theirs.close()
-            results.append(mine)
-        }
+        let consuming = try startConsumers(consumers, on: queue)
         var producing: [ChildProcess] = []
         let share = total / producers
         for index in 0..<producers {
@@ -51,14 +49,7 @@ struct QueueTests {
         }
         for producer in producing { #expect(try producer.join() == .exited(0)) }
         for _ in 0..<consumers { try queue.put(-1) }
-        var tally = Tally()
-        for connection in results {
-            let part = try connection.receive(Tally.self, timeout: .seconds(300))
-            tally.count += part.count
-            tally.sum += part.sum
-        }
-        for child in children { #expect(try child.join() == .exited(0)) }
-        return tally
+        return try collect(consuming)
     }
 
     @Test("1 producer and 1 consumer process: 100,000 items, each delivered once")
@@ -89,23 +80,10 @@ struct QueueTests {
         #expect(queue.count == 100_000)
         #expect(queue.pendingCount > 0)  // the pipe could not hold them: they wait for the writer thread
         #expect(ContinuousClock.now - start < .seconds(120))
-        var results: [Connection] = []
-        var children: [ChildProcess] = []
-        for _ in 0..<2 {
-            let (mine, theirs) = try Connection.pipe()
-            children.append(try ChildProcess.start(executable: helper, entry: "queue-consume", argument: Consumption(queue: queue, results: theirs)))
-            theirs.close()
-            results.append(mine)
-        }
+        let consuming = try startConsumers(2, on: queue)
         try queue.put(-1)
         try queue.put(-1)
-        var tally = Tally()
-        for connection in results {
-            let part = try connection.receive(Tally.self, timeout: .seconds(300))
-            tally.count += part.count
-            tally.sum += part.sum
-        }
-        for child in children { #expect(try child.join() == .exited(0)) }
+        let tally = try collect(consuming)
         #expect(tally == Tally(count: 100_000, sum: (0..<100_000).reduce(0, +) * scale))
         #expect(queue.flush(timeout: .seconds(10)))
     }
