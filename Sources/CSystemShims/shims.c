@@ -46,15 +46,13 @@ int swiftmp_queue_control_init(swiftmp_queue_control *control, int64_t maxsize) 
     pthread_mutexattr_setpshared(&mutex_attr, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&mutex_attr, PTHREAD_MUTEX_ROBUST);
     if ((result = pthread_mutex_init(&control->write_lock, &mutex_attr))
-        || (result = pthread_mutex_init(&control->read_lock, &mutex_attr))
-        || (result = pthread_mutex_init(&control->state_lock, &mutex_attr))) {
+        || (result = pthread_mutex_init(&control->read_lock, &mutex_attr))) {
         pthread_mutexattr_destroy(&mutex_attr);
         return result;
     }
     pthread_mutexattr_destroy(&mutex_attr);
     control->maxsize = maxsize;
-    control->read_left = -1;
-    control->version = 1;
+    control->version = 2;
     control->magic = SWIFTMP_QUEUE_MAGIC;
     return 0;
 }
@@ -64,6 +62,12 @@ int swiftmp_robust_lock(pthread_mutex_t *mutex, const struct timespec *deadline)
     do {
         result = deadline ? pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, deadline) : pthread_mutex_lock(mutex);
     } while (result == EINTR);
+    if (result == EOWNERDEAD) pthread_mutex_consistent(mutex);
+    return result;
+}
+
+int swiftmp_robust_trylock(pthread_mutex_t *mutex) {
+    int result = pthread_mutex_trylock(mutex);
     if (result == EOWNERDEAD) pthread_mutex_consistent(mutex);
     return result;
 }

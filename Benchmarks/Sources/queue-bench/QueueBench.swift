@@ -151,7 +151,17 @@ func reference(_ command: [String], key: String) -> Double? {
     return nil
 }
 
-let bench = CommandLine.arguments.count > 1 ? CommandLine.arguments[1]
+// `--only small|large|multi` runs one mode of ours alone (for profiling); any other
+// argument is the folder of the reference programs.
+var arguments = Array(CommandLine.arguments.dropFirst())
+if let flag = arguments.firstIndex(of: "--only"), flag + 1 < arguments.count {
+    let mode = arguments[flag + 1]
+    let (items, producers, large) = mode == "large" ? (2_000, 1, true) : (200_000, mode == "multi" ? 4 : 1, false)
+    let result = try run(items: items, producers: producers, consumers: producers, large: large)
+    print("\(mode): \(Int(result.0)) items/s, \(Int(result.1)) MiB/s")
+    exit(0)
+}
+let bench = !arguments.isEmpty ? arguments[0]
     : URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("shared/bench").path

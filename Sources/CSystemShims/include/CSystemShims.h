@@ -24,48 +24,104 @@ int swiftmp_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, deadline).
 int swiftmp_mutex_clocklock(pthread_mutex_t *mutex, const struct timespec *deadline);
 
-#endif
-
+#include <stdbool.h>
 #include <stdint.h>
+
+/// Bytes of the read-ahead buffer in a queue's control block: readers take up to
+/// this much from the pipe in one read() and leave what is not theirs for the next.
+#define SWIFTMP_READ_AHEAD 65536
+/// Frames a dead writer left unfinished that readers have yet to pass.
+#define SWIFTMP_VOID_SLOTS 16
+
+/// What readers have taken from the pipe. Changed only under the read lock, and
+/// only by `swiftmp_commit_read`, so that a reader killed at any instruction
+/// leaves either the old record or the new one, never a mix.
+typedef struct swiftmp_read_record {
+    uint32_t start;              // the read-ahead bytes not yet taken: [start, end)
+    uint32_t end;
+    int64_t taken;               // frames taken from the pipe, ever, in pipe order (void ones too)
+    int64_t skip;                // bytes of a frame taken but still in the pipe, to skip (its reader died, or refused it)
+} swiftmp_read_record;
+
+/// What writers have put in the pipe; the write lock's counterpart of the above.
+typedef struct swiftmp_write_record {
+    int64_t begun;               // frames begun in the pipe, ever, in pipe order
+    int64_t total;               // bytes of the frame being written, header included (0: none)
+    int64_t left;                // bytes of it not yet in the pipe
+} swiftmp_write_record;
 
 /// The shared control block of a queue: one per queue, in a memfd segment mapped
 /// MAP_SHARED by every process holding the queue. Laid out in C so every process
-/// (and language) agrees on it.
+/// (and language) agrees on it. Counters are changed with atomic instructions, so
+/// no lock guards them and a process killed at any point leaves them whole.
 typedef struct swiftmp_queue_control {
     uint32_t magic;              // SWIFTMP_QUEUE_MAGIC once initialized
     uint32_t version;
     pthread_mutex_t write_lock;  // one writer of frames at a time (robust, process-shared)
     pthread_mutex_t read_lock;   // one reader of frames at a time (robust, process-shared)
-    pthread_mutex_t state_lock;  // guards the fields below (robust, process-shared)
+    int64_t maxsize;             // 0: unbounded
+    int64_t put;                 // slots taken by put, ever, less items that never reached the pipe
+    int64_t taken;               // the current read record's `taken`, for count = put - taken
+    int64_t unfinished;          // JoinableQueue: items put and not yet task_done
     // Wake-up words (futexes) instead of pthread condition variables: glibc's
     // process-shared condition variables are not robust to a waiter killed by
     // SIGKILL (a later broadcast waits forever for it to leave). A futex waiter
-    // leaves nothing behind. Each word changes when its event happens.
-    uint32_t not_full_seq;       // a slot was freed
-    uint32_t all_done_seq;       // unfinished tasks reached 0
-    int64_t maxsize;             // 0: unbounded
-    int64_t count;               // items put (slot taken) and not yet got: Python's qsize, exact
-    int64_t unfinished;          // JoinableQueue: items put and not yet task_done
-    int32_t closed;
-    // The frame a reader is taking, so the next reader can finish it if that one dies:
-    int32_t read_active;         // a reader has begun a frame and not yet counted it
-    int32_t read_header_have;    // header bytes read so far (0..12)
-    uint8_t read_header[12];
-    int64_t read_left;           // payload bytes still to read (-1 until the header is whole)
-    // The frame a writer is putting in the pipe, for the same reason:
-    int32_t write_active;        // a writer has begun a frame and not yet finished it
-    int64_t write_total;         // bytes of that frame, header included
-    int64_t write_left;          // bytes of it still to write
-    uint64_t frames_written;     // frames begun by writers, in pipe order
-    uint64_t frames_read;        // frames begun by readers, in pipe order
-    uint64_t void_frame;         // 1 + the number of a frame a dead writer left unfinished (0: none)
+    // leaves nothing behind but its mark in *_waiters, which costs a spare wake-up.
+    uint32_t not_full_seq;       // changes when a slot is freed
+    uint32_t not_full_waiters;
+    uint32_t all_done_seq;       // changes when unfinished reaches 0
+    uint32_t all_done_waiters;
+    uint32_t read_current;       // which of `read` is current
+    uint32_t write_current;      // which of `write` is current
+    swiftmp_read_record read[2];
+    swiftmp_write_record write[2];
+    int64_t void_frames[SWIFTMP_VOID_SLOTS];  // numbers (1-based) of frames padded out after their writer died; 0: free
+    uint8_t read_ahead[SWIFTMP_READ_AHEAD];
 } swiftmp_queue_control;
 
 #define SWIFTMP_QUEUE_MAGIC 0x51554555u  /* "QUEU" */
 
-/// Initializes a zeroed control block: the three robust process-shared mutexes.
+/// Initializes a zeroed control block: the two robust process-shared mutexes.
 /// 0 or an error number.
 int swiftmp_queue_control_init(swiftmp_queue_control *control, int64_t maxsize);
+
+/// The read-ahead buffer (too large an array for Swift to import as a field).
+static inline uint8_t *swiftmp_read_ahead(swiftmp_queue_control *control) { return control->read_ahead; }
+
+static inline swiftmp_read_record swiftmp_read_record_current(const swiftmp_queue_control *control) {
+    return control->read[__atomic_load_n(&control->read_current, __ATOMIC_ACQUIRE) & 1];
+}
+
+/// Writes `next` beside the current read record, then makes it current with one store.
+static inline void swiftmp_read_record_commit(swiftmp_queue_control *control, swiftmp_read_record next) {
+    uint32_t other = (__atomic_load_n(&control->read_current, __ATOMIC_ACQUIRE) & 1) ^ 1;
+    control->read[other] = next;
+    __atomic_store_n(&control->read_current, other, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&control->taken, next.taken, __ATOMIC_SEQ_CST);
+}
+
+static inline swiftmp_write_record swiftmp_write_record_current(const swiftmp_queue_control *control) {
+    return control->write[__atomic_load_n(&control->write_current, __ATOMIC_ACQUIRE) & 1];
+}
+
+/// Writes `next` beside the current write record, then makes it current with one store.
+static inline void swiftmp_write_record_commit(swiftmp_queue_control *control, swiftmp_write_record next) {
+    uint32_t other = (__atomic_load_n(&control->write_current, __ATOMIC_ACQUIRE) & 1) ^ 1;
+    control->write[other] = next;
+    __atomic_store_n(&control->write_current, other, __ATOMIC_SEQ_CST);
+}
+
+// Atomic operations on shared counters (sequentially consistent).
+static inline int64_t swiftmp_load64(const int64_t *value) { return __atomic_load_n(value, __ATOMIC_SEQ_CST); }
+static inline void swiftmp_store64(int64_t *value, int64_t new_value) { __atomic_store_n(value, new_value, __ATOMIC_SEQ_CST); }
+/// Adds `delta`; returns the new value.
+static inline int64_t swiftmp_add64(int64_t *value, int64_t delta) { return __atomic_add_fetch(value, delta, __ATOMIC_SEQ_CST); }
+/// Replaces `expected` with `desired`; false (nothing changed) if the value was not `expected`.
+static inline bool swiftmp_replace64(int64_t *value, int64_t expected, int64_t desired) {
+    return __atomic_compare_exchange_n(value, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+static inline uint32_t swiftmp_load32(const uint32_t *value) { return __atomic_load_n(value, __ATOMIC_SEQ_CST); }
+static inline void swiftmp_add32(uint32_t *value, int32_t delta) { __atomic_add_fetch(value, (uint32_t)delta, __ATOMIC_SEQ_CST); }
 
 /// Locks a robust mutex, waiting until `deadline` (CLOCK_MONOTONIC; NULL: forever).
 /// Returns 0; EOWNERDEAD when the last owner died holding it (the lock is then held
@@ -73,6 +129,8 @@ int swiftmp_queue_control_init(swiftmp_queue_control *control, int64_t maxsize);
 /// ETIMEDOUT; or another error number.
 int swiftmp_robust_lock(pthread_mutex_t *mutex, const struct timespec *deadline);
 int swiftmp_unlock(pthread_mutex_t *mutex);
+/// Takes a robust mutex if it is free now: 0, EOWNERDEAD (as above), EBUSY.
+int swiftmp_robust_trylock(pthread_mutex_t *mutex);
 
 /// Waits while `*word == expected`, until woken or `deadline` (CLOCK_MONOTONIC,
 /// absolute; NULL: forever), across processes. 0 when woken (or the word had
@@ -81,3 +139,5 @@ int swiftmp_unlock(pthread_mutex_t *mutex);
 int swiftmp_futex_wait(uint32_t *word, uint32_t expected, const struct timespec *deadline);
 /// Wakes every process waiting on `word`. The corresponding call is futex(FUTEX_WAKE).
 void swiftmp_futex_wake_all(uint32_t *word);
+
+#endif

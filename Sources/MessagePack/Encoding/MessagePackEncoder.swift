@@ -104,10 +104,16 @@ public final class MessagePackEncoder: Sendable {
     ///   (a string over 4 GiB, an integer key missing, a container misused), with the
     ///   coding path of the value.
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        try encode(value, reservingPrefix: 0)
+    }
+
+    /// Encodes a value behind `prefix` zero bytes for the caller to fill in (a
+    /// frame's header), so header and value take one allocation.
+    package func encode<T: Encodable>(_ value: T, reservingPrefix prefix: Int) throws -> [UInt8] {
         let options = storage.withLock { $0 }
         let encoder = spare.withLock { $0.take() } ?? _MessagePackEncoder(options: options)
         encoder.options = options
-        let bytes = try encoder.encodeTopLevel(value)
+        let bytes = try encoder.encodeTopLevel(value, prefix: prefix)
         if encoder.retainedCapacity <= 1 << 20 {
             spare.withLock { $0 = encoder }
         }

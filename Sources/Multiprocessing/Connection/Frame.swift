@@ -31,6 +31,19 @@ enum _Frame {
         return Int(value)
     }
 
+    /// The header at the start of `bytes`: its size (4 or 12) and the payload length
+    /// it states; nil when `bytes` does not hold the whole header yet.
+    static func header(in bytes: UnsafeRawBufferPointer) throws(ConnectionError) -> (size: Int, length: Int)? {
+        guard bytes.count >= 4 else { return nil }
+        let short = Int32(bitPattern: UInt32(bigEndian: bytes.loadUnaligned(as: UInt32.self)))
+        if short >= 0 { return (4, Int(short)) }
+        guard short == -1 else { throw ConnectionError(.invalidFrame, "a frame header states the length \(short)") }
+        guard bytes.count >= 12 else { return nil }
+        let long = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
+        guard long <= UInt64(Int.max) else { throw ConnectionError(.invalidFrame, "a frame header states the length \(long)") }
+        return (12, Int(long))
+    }
+
     private static func bigEndian(_ value: UInt64, width: Int) -> [UInt8] {
         (0..<width).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64(width - 1 - $0))) }
     }

@@ -235,6 +235,13 @@ func _setSize(_ fd: FileDescriptor, _ size: Int) throws(Errno) {
     _ = try _retrying { ftruncate(fd.rawValue, off_t(size)) }
 }
 
+/// The size of a file. The corresponding C function is `fstat`.
+func _fileSize(_ fd: FileDescriptor) throws(Errno) -> Int {
+    var status = stat()
+    _ = try _retrying { fstat(fd.rawValue, &status) }
+    return Int(status.st_size)
+}
+
 /// Maps `size` bytes of `fd` shared with every process that maps it.
 /// The corresponding C function is `mmap` (PROT_READ | PROT_WRITE, MAP_SHARED).
 func _mapShared(_ fd: FileDescriptor, size: Int) throws(Errno) -> UnsafeMutableRawPointer {
@@ -243,8 +250,8 @@ func _mapShared(_ fd: FileDescriptor, size: Int) throws(Errno) -> UnsafeMutableR
     return address
 }
 
-/// Unmaps a mapping. (A queue's condition variables are never destroyed: a waiter
-/// killed in `pthread_cond_wait` can make `pthread_cond_destroy` hang. Unmapping is enough.)
+/// Unmaps a mapping. (A queue's locks are never destroyed: one may be held by a
+/// process that died. Unmapping is enough.)
 func _unmap(_ address: UnsafeMutableRawPointer, size: Int) {
     _ = munmap(address, size)
 }

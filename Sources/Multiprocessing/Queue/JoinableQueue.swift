@@ -9,10 +9,13 @@ public final class JoinableQueue<Element: Codable & Sendable>: Queue<Element>, @
     /// Marks one item as handled.
     /// - Throws: `QueueError.taskDoneTooOften` when more tasks are done than were put.
     public func taskDone() throws {
-        try control.withState { block in
-            guard block.pointee.unfinished > 0 else { throw QueueError.taskDoneTooOften }
-            block.pointee.unfinished -= 1
-            if block.pointee.unfinished == 0 { control.broadcast(control.allDone) }
+        while true {
+            let unfinished = swiftmp_load64(control.unfinished)
+            guard unfinished > 0 else { throw QueueError.taskDoneTooOften }
+            if swiftmp_replace64(control.unfinished, unfinished, unfinished - 1) {
+                if unfinished == 1 { control.signal(control.allDone) }
+                return
+            }
         }
     }
 
@@ -21,16 +24,9 @@ public final class JoinableQueue<Element: Codable & Sendable>: Queue<Element>, @
     @discardableResult
     public func join(timeout: Duration? = nil) throws -> Bool {
         let deadline = timeout.map(_monotonicDeadline(after:))
-        return try control.withState { block in
-            while block.pointee.unfinished > 0 {
-                if try !control.wait(control.allDone, until: deadline) { return block.pointee.unfinished == 0 }
-            }
-            return true
-        }
+        return try control.wait(for: control.allDone, until: deadline) { swiftmp_load64(control.unfinished) > 0 }
     }
 
     /// Items put and not yet marked done.
-    public var unfinishedTasks: Int {
-        (try? control.withState { Int($0.pointee.unfinished) }) ?? 0
-    }
+    public var unfinishedTasks: Int { Int(max(0, swiftmp_load64(control.unfinished))) }
 }

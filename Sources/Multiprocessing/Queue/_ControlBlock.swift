@@ -3,13 +3,14 @@ import Glibc
 import SystemPackage
 
 /// A queue's shared control block: a memfd segment, mapped MAP_SHARED, holding the
-/// robust process-shared locks, the counters and the futex words processes wait on
+/// robust process-shared locks, the counters, the futex words processes wait on,
+/// the readers' and writers' progress records and the read-ahead buffer
 /// (`swiftmp_queue_control` in CSystemShims). Nothing is named in /dev/shm, so
 /// nothing is left behind when a process is killed.
 final class _ControlBlock: @unchecked Sendable {
-    // @unchecked: the memory is shared with other processes on purpose; every
-    // access to its fields happens under `state_lock` (or a frame lock, for the
-    // progress records), through `pointer`.
+    // @unchecked: the memory is shared with other processes on purpose. Counters
+    // change only through atomic operations; records and the read-ahead buffer
+    // only under their frame lock.
     let file: FileDescriptor
     let pointer: UnsafeMutablePointer<swiftmp_queue_control>
     private static let size = MemoryLayout<swiftmp_queue_control>.size
@@ -36,12 +37,13 @@ final class _ControlBlock: @unchecked Sendable {
     init(attaching file: FileDescriptor) throws(Errno) {
         self.file = file
         do throws(Errno) {
+            guard try _fileSize(file) == Self.size else { throw Errno.invalidArgument }
             pointer = try _mapShared(file, size: Self.size).bindMemory(to: swiftmp_queue_control.self, capacity: 1)
         } catch {
             _close(file)
             throw error
         }
-        guard pointer.pointee.magic == SWIFTMP_QUEUE_MAGIC else {
+        guard pointer.pointee.magic == SWIFTMP_QUEUE_MAGIC, pointer.pointee.version == 2 else {
             _unmap(UnsafeMutableRawPointer(pointer), size: Self.size)
             _close(file)
             throw Errno.invalidArgument
@@ -49,23 +51,34 @@ final class _ControlBlock: @unchecked Sendable {
     }
 
     deinit {
-        // Unmapped, never destroyed: see `_unmap`.
+        // Unmapped, never destroyed: a lock may be held by a process that died.
         _unmap(UnsafeMutableRawPointer(pointer), size: Self.size)
         _close(file)
     }
 
+    // MARK: Locks
+
     enum LockResult { case acquired, ownerDied, timedOut }
 
-    /// Locks one of the block's robust mutexes, until `deadline` (nil: forever).
-    /// `.ownerDied`: the lock is held, and the caller repairs what the dead holder left.
-    func lock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>, deadline: Duration?) throws(Errno) -> LockResult {
-        var limit = deadline.map(_monotonicDeadline(after:)) ?? timespec()
-        let result = deadline == nil ? swiftmp_robust_lock(mutex, nil) : swiftmp_robust_lock(mutex, &limit)
-        switch result {
+    /// Locks one of the block's robust mutexes, for up to `timeout` (nil: forever).
+    /// `.ownerDied`: the lock is held; the records say what the dead holder left.
+    func lock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>, timeout: Duration?) throws(Errno) -> LockResult {
+        var deadline = timeout.map(_monotonicDeadline(after:)) ?? timespec()
+        return try result(timeout == nil ? swiftmp_robust_lock(mutex, nil) : swiftmp_robust_lock(mutex, &deadline))
+    }
+
+    /// Locks one of the block's robust mutexes if it is free now (nil: it is not).
+    func tryLock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) -> LockResult? {
+        let code = swiftmp_robust_trylock(mutex)
+        return code == EBUSY ? nil : try? result(code)
+    }
+
+    private func result(_ code: CInt) throws(Errno) -> LockResult {
+        switch code {
         case 0: return .acquired
         case EOWNERDEAD: return .ownerDied
-        case ETIMEDOUT: return .timedOut
-        default: throw Errno(rawValue: result)
+        case ETIMEDOUT, EBUSY: return .timedOut
+        default: throw Errno(rawValue: code)
         }
     }
 
@@ -73,43 +86,103 @@ final class _ControlBlock: @unchecked Sendable {
         _ = swiftmp_unlock(mutex)
     }
 
-    /// Waits for `word` to change, with `state_lock` held on entry and on return
-    /// (it is released while waiting), until `deadline` (a CLOCK_MONOTONIC time;
-    /// nil: forever). False when the time ran out. The caller checks its condition again.
-    func wait(_ word: UnsafeMutablePointer<UInt32>, until deadline: timespec?) throws(Errno) -> Bool {
-        let seen = word.pointee
-        unlock(state)
-        var limit = deadline ?? timespec()
-        let result = deadline == nil ? swiftmp_futex_wait(word, seen, nil) : swiftmp_futex_wait(word, seen, &limit)
-        _ = try lock(state, deadline: nil)
-        switch result {
-        case 0, EINTR: return true
-        case ETIMEDOUT: return false
-        default: throw Errno(rawValue: result)
+    var writeLock: UnsafeMutablePointer<pthread_mutex_t> { field(\.write_lock) }
+    var readLock: UnsafeMutablePointer<pthread_mutex_t> { field(\.read_lock) }
+
+    // MARK: Counters
+
+    var put: UnsafeMutablePointer<Int64> { field(\.put) }
+    var taken: UnsafeMutablePointer<Int64> { field(\.taken) }
+    var unfinished: UnsafeMutablePointer<Int64> { field(\.unfinished) }
+
+    /// Items put and not yet taken (slots in use), in all processes.
+    var count: Int64 {
+        // `taken` first: it only grows, so a put between the two loads cannot make this negative.
+        let taken = swiftmp_load64(taken)
+        return max(0, swiftmp_load64(put) - taken)
+    }
+
+    // MARK: Waiting
+
+    /// A futex word that changes when an event happens, and the count of processes
+    /// waiting for it (so the event costs a system call only when someone waits).
+    struct Event {
+        let sequence: UnsafeMutablePointer<UInt32>
+        let waiters: UnsafeMutablePointer<UInt32>
+    }
+
+    var notFull: Event { Event(sequence: field(\.not_full_seq), waiters: field(\.not_full_waiters)) }
+    var allDone: Event { Event(sequence: field(\.all_done_seq), waiters: field(\.all_done_waiters)) }
+
+    /// Waits while `blocked()` is true, until `deadline` (CLOCK_MONOTONIC; nil:
+    /// forever). Returns false if the time ran out with `blocked()` still true.
+    func wait(for event: Event, until deadline: timespec?, while blocked: () -> Bool) throws(Errno) -> Bool {
+        swiftmp_add32(event.waiters, 1)
+        defer { swiftmp_add32(event.waiters, -1) }
+        while true {
+            // Read the word before checking: a change after the check makes the wait return at once.
+            let seen = swiftmp_load32(event.sequence)
+            guard blocked() else { return true }
+            var limit = deadline ?? timespec()
+            let result = deadline == nil ? swiftmp_futex_wait(event.sequence, seen, nil) : swiftmp_futex_wait(event.sequence, seen, &limit)
+            switch result {
+            case 0, EINTR: continue
+            case ETIMEDOUT: return !blocked()
+            default: throw Errno(rawValue: result)
+            }
         }
     }
 
-    /// Wakes every process waiting for `word`, with `state_lock` held.
-    func broadcast(_ word: UnsafeMutablePointer<UInt32>) {
-        word.pointee &+= 1
-        swiftmp_futex_wake_all(word)
+    /// Signals `event` to every process waiting for it.
+    func signal(_ event: Event) {
+        swiftmp_add32(event.sequence, 1)
+        if swiftmp_load32(event.waiters) > 0 { swiftmp_futex_wake_all(event.sequence) }
     }
 
-    var writeLock: UnsafeMutablePointer<pthread_mutex_t> { field(\.write_lock) }
-    var readLock: UnsafeMutablePointer<pthread_mutex_t> { field(\.read_lock) }
-    var state: UnsafeMutablePointer<pthread_mutex_t> { field(\.state_lock) }
-    var notFull: UnsafeMutablePointer<UInt32> { field(\.not_full_seq) }
-    var allDone: UnsafeMutablePointer<UInt32> { field(\.all_done_seq) }
+    /// One item fewer to finish (its task is done, or the item is gone).
+    func finishTask() {
+        if swiftmp_add64(unfinished, -1) <= 0 { signal(allDone) }
+    }
+
+    // MARK: Records
+
+    var readRecord: swiftmp_read_record { swiftmp_read_record_current(pointer) }
+    func commit(_ record: swiftmp_read_record) { swiftmp_read_record_commit(pointer, record) }
+    var writeRecord: swiftmp_write_record { swiftmp_write_record_current(pointer) }
+    func commit(_ record: swiftmp_write_record) { swiftmp_write_record_commit(pointer, record) }
+
+    /// The read-ahead buffer (read lock).
+    var readAhead: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: swiftmp_read_ahead(pointer), count: Int(SWIFTMP_READ_AHEAD))
+    }
+
+    /// Notes that frame `number` is a dead writer's, padded out: readers pass it by.
+    /// False if every slot is in use (as many writers died mid-frame, their frames unread).
+    func markVoid(_ number: Int64) -> Bool {
+        let slots = voidSlots
+        for index in 0..<slots.count where swiftmp_replace64(slots.baseAddress! + index, 0, number) { return true }
+        return false
+    }
+
+    /// Whether frame `number`, which a reader has just taken, is a dead writer's,
+    /// padded out. Forgets it, and any mark for a frame already passed.
+    func takeVoid(_ number: Int64) -> Bool {
+        let slots = voidSlots
+        var found = false
+        for index in 0..<slots.count {
+            let mark = swiftmp_load64(slots.baseAddress! + index)
+            guard mark != 0, mark <= number, swiftmp_replace64(slots.baseAddress! + index, mark, 0) else { continue }
+            found = found || mark == number
+        }
+        return found
+    }
+
+    private var voidSlots: UnsafeMutableBufferPointer<Int64> {
+        UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer(field(\.void_frames)).assumingMemoryBound(to: Int64.self), count: Int(SWIFTMP_VOID_SLOTS))
+    }
 
     private func field<T>(_ path: KeyPath<swiftmp_queue_control, T>) -> UnsafeMutablePointer<T> {
         (UnsafeMutableRawPointer(pointer) + MemoryLayout<swiftmp_queue_control>.offset(of: path)!)
             .assumingMemoryBound(to: T.self)
-    }
-
-    /// Runs `body` on the fields with `state_lock` held.
-    func withState<R>(_ body: (UnsafeMutablePointer<swiftmp_queue_control>) throws -> R) throws -> R {
-        _ = try lock(state, deadline: nil)  // a dead holder left no partial update: each is a few stores
-        defer { unlock(state) }
-        return try body(pointer)
     }
 }

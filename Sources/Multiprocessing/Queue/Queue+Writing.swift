@@ -1,0 +1,237 @@
+import CSystemShims
+import Dispatch
+import Glibc
+import MessagePack
+import Synchronization
+import SystemPackage
+
+/// How writers put frames in the pipe. `put` encodes in the caller, takes a slot,
+/// and writes the frame at once when it can do so without waiting; otherwise the
+/// frame joins this process's pending list, which a writer thread writes out in
+/// order, as many frames per `write()` as fit in PIPE_BUF bytes.
+///
+/// A write of at most PIPE_BUF bytes enters the pipe whole or not at all, so only
+/// a larger frame can be left half-written by a writer that dies. Its progress is
+/// committed to the write record (see `swiftmp_write_record`) after every write:
+/// the next writer fills the rest with zeros and marks the frame void, or a reader
+/// waiting for the rest ends it early. Either way the stream stays in step.
+extension Queue {
+    /// Puts an item, waiting up to `timeout` for a free slot (nil: as long as it takes).
+    /// - Throws: `QueueError.full` when no slot freed in time; `.closed`; the
+    ///   encoder's `EncodingError` (nothing is put then).
+    public func put(_ item: Element, timeout: Duration? = nil) throws {
+        guard !isClosed else { throw QueueError.closed }
+        let frame = try makeFrame(item)
+        try takeSlot(timeout: timeout)
+        enqueue(frame)
+    }
+
+    /// Puts an item if a slot is free now (Python's `put_nowait`).
+    /// - Throws: `QueueError.full` when the queue is full.
+    public func putNowait(_ item: Element) throws {
+        try put(item, timeout: .zero)
+    }
+
+    /// The item's frame: header and MessagePack payload in one array.
+    private func makeFrame(_ item: Element) throws -> [UInt8] {
+        var frame = try encoder.encode(item, reservingPrefix: 4)
+        let length = frame.count - 4
+        if length > 0x7fff_ffff { return _Frame.header(forLength: length) + frame[4...] }
+        frame.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(length).bigEndian, as: UInt32.self) }
+        return frame
+    }
+
+    private func takeSlot(timeout: Duration?) throws {
+        // The task is counted before the item can be taken, so a quick taskDone never finds it missing.
+        swiftmp_add64(control.unfinished, 1)
+        guard maxsize > 0 else {
+            swiftmp_add64(control.put, 1)
+            return
+        }
+        let limit = Int64(maxsize)
+        var deadline: timespec?
+        while true {
+            let taken = swiftmp_load64(control.taken)
+            let put = swiftmp_load64(control.put)
+            if put - taken < limit {
+                if swiftmp_replace64(control.put, put, put + 1) { return }
+                continue  // another put took a slot meanwhile
+            }
+            var freed = false
+            if timeout != .zero {
+                if deadline == nil, let timeout { deadline = _monotonicDeadline(after: timeout) }
+                freed = try control.wait(for: control.notFull, until: deadline) { control.count >= limit }
+            }
+            if !freed {
+                control.finishTask()
+                throw QueueError.full
+            }
+        }
+    }
+
+    /// Writes the frame now when nothing of this process is waiting and the pipe
+    /// has room; otherwise queues it behind the others for the writer thread.
+    private func enqueue(_ frame: [UInt8]) {
+        drained.enter()
+        let written = local.withLock { state -> Bool in
+            if state.pendingStart == state.pending.count && !state.writing && writeNow(frame) { return true }
+            state.pending.append(frame)
+            if !state.writing {
+                state.writing = true
+                writerQueue.async { self.drain() }  // holds the queue until its frames are written
+            }
+            return false
+        }
+        if written { drained.leave() }
+    }
+
+    /// The frame, written now if it is at most PIPE_BUF bytes, the write lock is
+    /// free and the pipe has room; false (nothing written) otherwise. This never waits.
+    private func writeNow(_ frame: [UInt8]) -> Bool {
+        guard frame.count <= Int(PIPE_BUF), let lock = control.tryLock(control.writeLock), lock != .timedOut else { return false }
+        defer { control.unlock(control.writeLock) }
+        var record = control.writeRecord
+        // A frame left unfinished is repaired by the writer thread: that may wait for room.
+        guard record.total == 0 else { return false }
+        let wrote = frame.withUnsafeBytes { (try? _writeSome(writer, $0)) ?? 0 }
+        guard wrote == frame.count else { return false }  // at most PIPE_BUF: all or nothing
+        record.begun += 1
+        control.commit(record)
+        return true
+    }
+
+    /// The writer thread: writes this process's pending frames, in order, as few
+    /// `write()`s as it can.
+    func drain() {
+        var batch: [UInt8] = []
+        batch.reserveCapacity(Int(PIPE_BUF))
+        while true {
+            // The next frames: one larger than PIPE_BUF, or as many smaller ones as fit in it.
+            let next = local.withLock { state -> (count: Int, large: [UInt8]?)? in
+                guard state.pendingStart < state.pending.count else {
+                    state.pending.removeAll(keepingCapacity: true)
+                    state.pendingStart = 0
+                    state.writing = false
+                    return nil
+                }
+                let first = state.pending[state.pendingStart]
+                if first.count > Int(PIPE_BUF) { return (1, first) }
+                batch.removeAll(keepingCapacity: true)
+                var count = 0
+                for frame in state.pending[(state.pendingStart)...] {
+                    guard batch.count + frame.count <= Int(PIPE_BUF) else { break }
+                    batch.append(contentsOf: frame)
+                    count += 1
+                }
+                return (count, nil)
+            }
+            guard let next else { return }
+            do {
+                _ = try control.lock(control.writeLock, timeout: nil)
+                defer { control.unlock(control.writeLock) }
+                if control.writeRecord.total != 0 { finishAbandonedWrite() }
+                if let large = next.large {
+                    try writeLarge(large)
+                } else {
+                    try writeWhole(batch, frames: next.count)
+                }
+            } catch {
+                _writeStandardError("swift-multiprocessing: \(next.count) queue item(s) could not be written (\(error)); they are dropped.")
+                if next.large == nil {
+                    // Nothing of them reached the pipe: their slots and tasks are freed.
+                    swiftmp_add64(control.put, -Int64(next.count))
+                    control.signal(control.notFull)
+                    for _ in 0..<next.count { control.finishTask() }
+                }  // A large frame stays unfinished in the write record: the next writer repairs it.
+            }
+            local.withLock { state in
+                for index in state.pendingStart..<(state.pendingStart + next.count) {
+                    state.pending[index] = []  // written: free it now
+                }
+                state.pendingStart += next.count
+                if state.pendingStart >= 4096 && state.pendingStart * 2 >= state.pending.count {
+                    state.pending.removeFirst(state.pendingStart)
+                    state.pendingStart = 0
+                }
+            }
+            for _ in 0..<next.count { drained.leave() }
+        }
+    }
+
+    /// Writes whole frames, at most PIPE_BUF bytes in all, with the write lock held:
+    /// one write, all or nothing, once the pipe has room.
+    private func writeWhole(_ bytes: [UInt8], frames: Int) throws {
+        try bytes.withUnsafeBytes { bytes in
+            while try _writeSome(writer, bytes) == 0 {
+                _ = try _pollWritable(writer, deadline: nil)
+            }
+        }
+        var record = control.writeRecord
+        record.begun += Int64(frames)
+        control.commit(record)
+    }
+
+    /// Writes one frame larger than PIPE_BUF with the write lock held, committing
+    /// its progress after every write. The first write holds the header and is
+    /// PIPE_BUF bytes, so the header enters the pipe whole.
+    private func writeLarge(_ frame: [UInt8]) throws {
+        var record = control.writeRecord
+        record.begun += 1
+        record.total = Int64(frame.count)
+        record.left = record.total
+        control.commit(record)
+        try frame.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let end = offset == 0 ? Int(PIPE_BUF) : bytes.count
+                let wrote = try _writeSome(writer, UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+                if wrote == 0 {
+                    _ = try _pollWritable(writer, deadline: nil)
+                    continue
+                }
+                offset += wrote
+                record.left = Int64(bytes.count - offset)
+                control.commit(record)
+            }
+        }
+        record.total = 0
+        control.commit(record)
+    }
+
+    /// A frame its writer left unfinished (it died, or failed), found by the next
+    /// writer: if none of it reached the pipe, it is forgotten; otherwise it is
+    /// marked void and filled out with zeros, so the next frame starts where readers
+    /// expect, and readers pass it by. Either way its item is gone: its task is done,
+    /// and its slot freed (now, or when a reader passes the void frame).
+    private func finishAbandonedWrite() {
+        var record = control.writeRecord
+        // Values from shared memory: any process could have written them.
+        let total = max(0, record.total)
+        var left = min(max(0, record.left), total)
+        if left == total {
+            record.begun -= 1
+            swiftmp_add64(control.put, -1)
+            control.signal(control.notFull)
+        } else {
+            // Marked before the zeros go out: a reader checks once it has the whole frame.
+            if !control.markVoid(record.begun) {
+                _writeStandardError("swift-multiprocessing: a queue item its writer left unfinished could not be marked void; it will fail to decode or arrive padded with zeros.")
+            }
+            let zeros = [UInt8](repeating: 0, count: Int(min(left, 1 << 16)))
+            while left > 0 {
+                let wrote = zeros.withUnsafeBytes { (try? _writeSome(writer, UnsafeRawBufferPointer(rebasing: $0[..<Int(min(left, Int64($0.count)))]))) ?? 0 }
+                if wrote == 0 {
+                    _ = try? _pollWritable(writer, deadline: .now + .milliseconds(100))
+                    continue
+                }
+                left -= Int64(wrote)
+                record.left = left
+                control.commit(record)
+            }
+        }
+        record.total = 0
+        record.left = 0
+        control.commit(record)
+        control.finishTask()
+    }
+}

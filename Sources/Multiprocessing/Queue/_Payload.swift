@@ -1,0 +1,50 @@
+import Glibc
+
+/// The payload of one frame a reader took: bytes it owns, decoded in place and
+/// freed after. It grows only as bytes arrive, so a frame whose header lies about
+/// its length costs no more memory than the bytes really sent.
+struct _Payload: ~Copyable {
+    private(set) var base: UnsafeMutableRawPointer?
+    private(set) var count = 0
+    private var capacity = 0
+
+    init() {}
+
+    /// A payload holding a copy of `bytes`.
+    init(copying bytes: UnsafeRawBufferPointer) {
+        append(bytes)
+    }
+
+    deinit { free(base) }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        let room = reserve(bytes.count)
+        room.baseAddress!.copyMemory(from: source, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    /// Room for `extra` more bytes after `count`, to fill and then `commit`.
+    mutating func reserve(_ extra: Int) -> UnsafeMutableRawBufferPointer {
+        if count + extra > capacity {
+            let wanted = max(count + extra, min(capacity * 2, count + extra + (1 << 24)), 64)
+            guard let grown = realloc(base, wanted) else { fatalErrorOutOfMemory() }
+            base = grown
+            capacity = wanted
+        }
+        return UnsafeMutableRawBufferPointer(start: base! + count, count: extra)
+    }
+
+    /// Counts `added` bytes written into the room `reserve` gave.
+    mutating func commit(_ added: Int) {
+        count += added
+    }
+}
+
+/// Out of memory for bytes that did arrive: as Swift's own allocations do, stop.
+private func fatalErrorOutOfMemory() -> Never {
+    _writeStandardError("swift-multiprocessing: out of memory for a queue item")
+    abort()
+}
