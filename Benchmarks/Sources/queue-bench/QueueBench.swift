@@ -10,6 +10,7 @@
 // producers are told to go, and stops at the last item any consumer took
 // (CLOCK_MONOTONIC, system-wide). Encoding and decoding are included.
 import Foundation
+import MessagePack
 import Multiprocessing
 
 struct Item: Codable, Sendable {
@@ -47,7 +48,7 @@ struct Report: Codable, Sendable {
     var lastNanoseconds: Int64 = 0
 }
 
-func monotonicNanoseconds() -> Int64 {
+nonisolated func monotonicNanoseconds() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
@@ -154,6 +155,22 @@ func reference(_ command: [String], key: String) -> Double? {
 // `--only small|large|multi` runs one mode of ours alone (for profiling); any other
 // argument is the folder of the reference programs.
 var arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == "--codec" {
+    // The codec's share of a small item: encode and decode of one Item, in this process.
+    let encoder = MessagePackEncoder(), decoder = MessagePackDecoder()
+    let items = (0..<1000).map { Item(id: 100_000 + $0, name: "item-\(100_000 + $0)", score: Double($0) * 0.5, tags: ["a", "b", "c"], ok: true) }
+    let frames = try items.map { try encoder.encode($0) }
+    for _ in 0..<3 {
+        var start = monotonicNanoseconds()
+        for _ in 0..<200 { for item in items { _ = try encoder.encode(item) } }
+        let encode = Double(monotonicNanoseconds() - start) / 200_000
+        start = monotonicNanoseconds()
+        for _ in 0..<200 { for frame in frames { _ = try decoder.decode(Item.self, from: frame) } }
+        let decode = Double(monotonicNanoseconds() - start) / 200_000
+        print("Item: encode \(Int(encode)) ns, decode \(Int(decode)) ns")
+    }
+    exit(0)
+}
 if let flag = arguments.firstIndex(of: "--only"), flag + 1 < arguments.count {
     let mode = arguments[flag + 1]
     let (items, producers, large) = mode == "large" ? (2_000, 1, true) : (200_000, mode == "multi" ? 4 : 1, false)

@@ -60,21 +60,29 @@ typedef struct swiftmp_queue_control {
     pthread_mutex_t write_lock;  // one writer of frames at a time (robust, process-shared)
     pthread_mutex_t read_lock;   // one reader of frames at a time (robust, process-shared)
     int64_t maxsize;             // 0: unbounded
-    int64_t put;                 // slots taken by put, ever, less items that never reached the pipe
-    int64_t taken;               // the current read record's `taken`, for count = put - taken
+    // Fields are grouped by who writes them, 64 bytes (a cache line) apart, so that
+    // a busy writer and a busy reader do not keep taking lines from each other.
+    uint8_t apart1[64];
+    // Written by put and writers:
+    int64_t put;    // slots taken by put, ever, less items that never reached the pipe
     int64_t unfinished;          // JoinableQueue: items put and not yet task_done
+    uint32_t write_current;      // which of `write` is current
+    swiftmp_write_record write[2];
+    uint8_t apart2[64];
+    // Written by readers:
+    int64_t taken;  // the current read record's `taken`, for count = put - taken
+    uint32_t read_current;       // which of `read` is current
     // Wake-up words (futexes) instead of pthread condition variables: glibc's
     // process-shared condition variables are not robust to a waiter killed by
     // SIGKILL (a later broadcast waits forever for it to leave). A futex waiter
     // leaves nothing behind but its mark in *_waiters, which costs a spare wake-up.
     uint32_t not_full_seq;       // changes when a slot is freed
+    swiftmp_read_record read[2];
+    uint8_t apart3[64];
+    // Written by waiters, and rarely:
     uint32_t not_full_waiters;
     uint32_t all_done_seq;       // changes when unfinished reaches 0
     uint32_t all_done_waiters;
-    uint32_t read_current;       // which of `read` is current
-    uint32_t write_current;      // which of `write` is current
-    swiftmp_read_record read[2];
-    swiftmp_write_record write[2];
     int64_t void_frames[SWIFTMP_VOID_SLOTS];  // numbers (1-based) of frames padded out after their writer died; 0: free
     uint8_t read_ahead[SWIFTMP_READ_AHEAD];
 } swiftmp_queue_control;

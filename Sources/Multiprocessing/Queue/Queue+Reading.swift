@@ -126,7 +126,7 @@ extension Queue {
             record.end = 0
         }
         control.commit(record)
-        control.signal(control.notFull)
+        if maxsize > 0 { control.signal(control.notFull) }  // nobody waits for room in an unbounded queue
     }
 
     /// Reads the `record.skip` bytes still in the pipe of the frame just taken, into
