@@ -1,6 +1,7 @@
 // The child program the Multiprocessing tests spawn (as servo/ipc-channel's
 // spawn_client_test_helper): its main is ChildProcess.bootstrap with the entries
 // the tests name. Run by hand, it says what it is and exits.
+import Foundation
 import Glibc
 import MessagePack
 import Multiprocessing
@@ -76,6 +77,69 @@ let entries: [any ChildProcessEntry] = [
     },
     ChildProcess.Entry("simple-put") { (queue: SimpleQueue<String>) in
         try queue.put("hello")
+    },
+    // Puts one blob, says so, and waits to be killed (its writer thread is then still
+    // writing the blob, if the pipe cannot hold all of it).
+    ChildProcess.Entry("blob-put-and-wait") { (work: BlobWork) in
+        try work.queue.put(Blob.pattern(work.size))
+        try work.results.send("put")
+        while true { pause() }
+    },
+    // Takes one blob and reports its size, and whether its bytes are the pattern.
+    ChildProcess.Entry("blob-get") { (work: BlobWork) in
+        let blob = try work.queue.get(timeout: .seconds(120))
+        try work.results.send([blob.count, Blob.isPattern(blob) ? 1 : 0])
+    },
+    // Moves items through queues between children of its own, twice, and reports
+    // what this process had open before and after the second time (the first
+    // opens what libraries keep for good), and whether any child was left unreaped.
+    ChildProcess.Entry("leak-check") { (results: Connection) in
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        func descriptors() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { fd in
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)") else { return nil }
+                return "\(fd) -> \(target)"
+            }.sorted()
+        }
+        func sharedMemory() -> Set<String> { Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []) }
+        func work() throws -> Tally {
+            let queue = try Queue<Int>(maxsize: 100)
+            let joinable = try JoinableQueue<Int>()
+            var links: [Connection] = []
+            var children: [ChildProcess] = []
+            for _ in 0..<2 {
+                let (mine, theirs) = try Connection.pipe()
+                children.append(try ChildProcess.start(executable: me, entry: "queue-consume", argument: Consumption(queue: queue, results: theirs)))
+                links.append(mine)
+            }
+            let (joinMine, joinTheirs) = try Connection.pipe(duplex: true)
+            children.append(try ChildProcess.start(executable: me, entry: "joinable-consume", argument: JoinableConsumption(queue: joinable, results: joinTheirs)))
+            for index in 0..<2 {
+                children.append(try ChildProcess.start(executable: me, entry: "queue-produce", argument: Production(queue: queue, first: index * 5_000, count: 5_000)))
+            }
+            for value in 0..<100 { try joinable.put(value) }
+            try joinable.put(-1)
+            _ = try joinable.join(timeout: .seconds(120))
+            for child in children.suffix(2) { _ = try child.join() }
+            for _ in 0..<2 { try queue.put(-1) }
+            var tally = Tally()
+            for link in links + [joinMine] {
+                let part = try link.receive(Tally.self, timeout: .seconds(120))
+                tally.count += part.count
+                tally.sum += part.sum
+            }
+            for child in children { _ = try child.join() }
+            return tally
+        }
+        _ = try work()
+        let before = descriptors()
+        let shm = sharedMemory()
+        let tally = try work()
+        var status: Int32 = 0
+        let unreaped = waitpid(-1, &status, WNOHANG) != -1 || errno != ECHILD
+        try results.send(LeakReport(
+            descriptorsBefore: before, descriptorsAfter: descriptors(),
+            sharedMemoryAdded: sharedMemory().subtracting(shm).sorted(), unreapedChildren: unreaped, delivered: tally))
     },
     // Reports the descriptors open in the child.
     ChildProcess.Entry("descriptors") { (connection: Connection) in

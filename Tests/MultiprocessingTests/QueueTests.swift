@@ -212,6 +212,69 @@ struct QueueTests {
     }
 }
 
+/// Large items, writers that die in the middle of one, and what a process leaves behind.
+@Suite("Queues: large items, dead writers, leaks", .serialized)
+struct QueueRecoveryTests {
+    @Test("a 64 MiB item crosses a queue to another process intact")
+    func largeItem() throws {
+        let queue = try Queue<[UInt8]>()
+        let (mine, theirs) = try Connection.pipe()
+        let child = try ChildProcess.start(executable: helper, entry: "blob-get", argument: BlobWork(queue: queue, results: theirs, size: 0))
+        theirs.close()
+        try queue.put(Blob.pattern(64 << 20))
+        #expect(try mine.receive([Int].self, timeout: .seconds(120)) == [64 << 20, 1])
+        #expect(try child.join() == .exited(0))
+        #expect(queue.count == 0)
+    }
+
+    /// Starts a child that puts an 8 MiB blob (the pipe holds 1 MiB at most) and
+    /// kills it while its writer thread is in the middle of the frame.
+    func killWriterMidFrame(_ queue: Queue<[UInt8]>) throws {
+        let (mine, theirs) = try Connection.pipe()
+        let writer = try ChildProcess.start(executable: helper, entry: "blob-put-and-wait", argument: BlobWork(queue: queue, results: theirs, size: 8 << 20))
+        theirs.close()
+        #expect(try mine.receive(String.self, timeout: .seconds(60)) == "put")
+        usleep(300_000)  // let its writer thread fill the pipe and wait for room, holding the write lock
+        try writer.kill()
+        #expect(try writer.join(timeout: .seconds(60)) == .signaled(SIGKILL))
+    }
+
+    @Test("a writer killed mid-item: the next writer fills the item out, readers pass it by and take the next")
+    func writerKilledMidFrameThenAnotherWriter() throws {
+        let queue = try Queue<[UInt8]>()
+        try killWriterMidFrame(queue)
+        try queue.put([1, 2, 3])  // this writer finds the half-written frame and finishes it
+        #expect(try queue.get(timeout: .seconds(60)) == [1, 2, 3])
+        #expect(queue.count == 0)
+        try queue.put([4])
+        #expect(try queue.get(timeout: .seconds(60)) == [4])
+    }
+
+    @Test("a writer killed mid-item with no other writer: the reader waiting for the rest ends the item itself")
+    func writerKilledMidFrameReaderEndsIt() throws {
+        let queue = try Queue<[UInt8]>()
+        try killWriterMidFrame(queue)
+        #expect(throws: QueueError.empty) { try queue.get(timeout: .seconds(2)) }  // passes the dead item, finds none after it
+        #expect(queue.count == 0)
+        try queue.put([5, 6])
+        #expect(try queue.get(timeout: .seconds(60)) == [5, 6])
+    }
+
+    @Test("after moving items between several processes, a process has the same descriptors open, nothing new in /dev/shm, and no child unreaped")
+    func noLeaks() throws {
+        // Run in a child of its own: this test process has other suites opening files and starting children meanwhile.
+        let (mine, theirs) = try Connection.pipe()
+        let child = try ChildProcess.start(executable: helper, entry: "leak-check", argument: theirs)
+        theirs.close()
+        let report = try mine.receive(LeakReport.self, timeout: .seconds(300))
+        #expect(try child.join() == .exited(0))
+        #expect(report.delivered == Tally(count: 10_100, sum: (0..<10_000).reduce(0, +) + (0..<100).reduce(0, +)))
+        #expect(report.descriptorsAfter == report.descriptorsBefore)
+        #expect(report.sharedMemoryAdded == [])
+        #expect(!report.unreapedChildren)
+    }
+}
+
 @Suite("Queue limits")
 struct QueueLimitTests {
     @Test("an item over the reader's maximum frame length is refused before it is allocated")
