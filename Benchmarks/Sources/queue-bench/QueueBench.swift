@@ -152,8 +152,9 @@ func reference(_ command: [String], key: String) -> Double? {
     return nil
 }
 
-// `--only small|large|multi` runs one mode of ours alone (for profiling); any other
-// argument is the folder of the reference programs.
+// `--only small|large|multi` runs one mode of ours alone (for profiling); `--codec`
+// times the codec and the queue in one process; `--runs N` sets the runs per median
+// (default 5); any other argument is the folder of the reference programs.
 var arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "--codec" {
     // The codec's share of a small item: encode and decode of one Item, in this process.
@@ -169,6 +170,17 @@ if arguments.first == "--codec" {
         let decode = Double(monotonicNanoseconds() - start) / 200_000
         print("Item: encode \(Int(encode)) ns, decode \(Int(decode)) ns")
     }
+    // The queue's own share, in one process: 10,000 puts (they fit the pipe), then 10,000 gets.
+    let queue = try Queue<Item>()
+    for _ in 0..<3 {
+        var start = monotonicNanoseconds()
+        for item in items.prefix(1000) { for _ in 0..<10 { try queue.put(item) } }
+        let put = Double(monotonicNanoseconds() - start) / 10_000
+        start = monotonicNanoseconds()
+        for _ in 0..<10_000 { _ = try queue.get() }
+        let get = Double(monotonicNanoseconds() - start) / 10_000
+        print("Queue<Item> in one process: put \(Int(put)) ns, get \(Int(get)) ns")
+    }
     exit(0)
 }
 if let flag = arguments.firstIndex(of: "--only"), flag + 1 < arguments.count {
@@ -178,8 +190,9 @@ if let flag = arguments.firstIndex(of: "--only"), flag + 1 < arguments.count {
     print("\(mode): \(Int(result.0)) items/s, \(Int(result.1)) MiB/s")
     exit(0)
 }
-let bench = !arguments.isEmpty ? arguments[0]
-    : URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+let positional = arguments.indices.filter { !arguments[$0].hasPrefix("--") && ($0 == 0 || arguments[$0 - 1] != "--runs") }
+let bench = positional.first.map { arguments[$0] }
+    ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("shared/bench").path
 let floor = "/tmp/queue-bench-c_pipe_floor"
@@ -197,15 +210,43 @@ func fmt(_ value: Double?, _ digits: Int = 0) -> String {
     return String(format: "%.\(digits)f", value).replacingOccurrences(of: "(\\d)(?=(\\d{3})+(?!\\d))", with: "$1,", options: .regularExpression)
 }
 
+/// Runs per measurement; each number in the table is the median of these. Ours and the
+/// references take turns, so a noisy moment on the machine falls on both.
+let runs = arguments.firstIndex(of: "--runs").flatMap { $0 + 1 < arguments.count ? Int(arguments[$0 + 1]) : nil } ?? 5
+
+func median(_ values: [Double?]) -> Double? {
+    let known = values.compactMap { $0 }.sorted()
+    return known.isEmpty ? nil : known[known.count / 2]
+}
+
+/// The medians of `runs` turns of each measurement.
+func measure(_ measurements: [() throws -> Double?]) throws -> [Double?] {
+    var results = Array(repeating: [Double?](), count: measurements.count)
+    for _ in 0..<runs {
+        for (index, measurement) in measurements.enumerated() { results[index].append(try measurement()) }
+    }
+    return results.map(median)
+}
+
 print("Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; reference programs from \(bench)")
-let small = try run(items: 200_000, producers: 1, consumers: 1, large: false)
-let pySmall = reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "small", "-n", "200000"], key: "items_per_s")
-let cSmall = built ? reference([floor, "-s", "57", "-n", "1000000"], key: "items_per_s") : nil
-let large = try run(items: 2_000, producers: 1, consumers: 1, large: true)
-let pyLarge = reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "large", "-n", "2000"], key: "MB_per_s")
-let cLarge = built ? reference([floor, "-s", "1048576", "-n", "4000", "-p", "1048576"], key: "MB_per_s") : nil
-let multi = try run(items: 200_000, producers: 4, consumers: 4, large: false)
-let pyMulti = reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "multi", "-n", "200000"], key: "items_per_s")
+print("Method: each number is the median of \(runs) runs; ours and the references take turns.")
+let smallRow = try measure([
+    { try run(items: 200_000, producers: 1, consumers: 1, large: false).0 },
+    { reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "small", "-n", "200000"], key: "items_per_s") },
+    { built ? reference([floor, "-s", "57", "-n", "1000000"], key: "items_per_s") : nil },
+])
+let largeRow = try measure([
+    { try run(items: 2_000, producers: 1, consumers: 1, large: true).1 },
+    { reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "large", "-n", "2000"], key: "MB_per_s") },
+    { built ? reference([floor, "-s", "1048576", "-n", "4000", "-p", "1048576"], key: "MB_per_s") : nil },
+])
+let multiRow = try measure([
+    { try run(items: 200_000, producers: 4, consumers: 4, large: false).0 },
+    { reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "multi", "-n", "200000"], key: "items_per_s") },
+])
+let (small, pySmall, cSmall) = (smallRow[0]!, smallRow[1], smallRow[2])
+let (large, pyLarge, cLarge) = (largeRow[0]!, largeRow[1], largeRow[2])
+let (multi, pyMulti) = (multiRow[0]!, multiRow[1])
 
 func ratio(_ ours: Double, _ theirs: Double?) -> String {
     guard let theirs, theirs > 0 else { return "n/a" }
@@ -216,7 +257,7 @@ print("""
 
 | case | Multiprocessing.Queue | Python multiprocessing.Queue | C pipe floor | vs Python | target |
 |---|---:|---:|---:|---:|---|
-| small items, 1 → 1 (items/s) | \(fmt(small.0)) | \(fmt(pySmall)) | \(fmt(cSmall)) | \(ratio(small.0, pySmall)) | ≥ 5x |
-| 1 MiB items, 1 → 1 (MiB/s) | \(fmt(large.1)) | \(fmt(pyLarge)) | \(fmt(cLarge)) | \(ratio(large.1, pyLarge)) | ≥ 5x |
-| small items, 4 → 4 (items/s) | \(fmt(multi.0)) | \(fmt(pyMulti)) | n/a | \(ratio(multi.0, pyMulti)) | ≥ 3x |
+| small items, 1 → 1 (items/s) | \(fmt(small)) | \(fmt(pySmall)) | \(fmt(cSmall)) | \(ratio(small, pySmall)) | ≥ 5x |
+| 1 MiB items, 1 → 1 (MiB/s) | \(fmt(large)) | \(fmt(pyLarge)) | \(fmt(cLarge)) | \(ratio(large, pyLarge)) | ≥ 5x |
+| small items, 4 → 4 (items/s) | \(fmt(multi)) | \(fmt(pyMulti)) | n/a | \(ratio(multi, pyMulti)) | ≥ 3x |
 """)

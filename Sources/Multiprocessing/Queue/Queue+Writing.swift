@@ -69,20 +69,46 @@ extension Queue {
         }
     }
 
-    /// Writes the frame now when nothing of this process is waiting and the pipe
-    /// has room; otherwise queues it behind the others for the writer thread.
+    /// Items ahead of readers above which `put` gathers frames for one write instead
+    /// of writing each at once: readers then have that much to do before they could
+    /// miss a frame that waits, so gathering costs them no waiting.
+    private var backlogForGathering: Int64 { 64 }
+
+    /// How long gathered frames wait for more before the writer thread writes them anyway.
+    private var gatheringTime: DispatchTimeInterval { .microseconds(200) }
+
+    /// Writes the frame now when nothing of this process is waiting, readers are not
+    /// far behind, and the pipe has room. Otherwise the frame goes behind the others
+    /// for the writer thread, which is started at once, or once PIPE_BUF bytes are
+    /// gathered or `gatheringTime` has passed when readers have plenty to do.
     private func enqueue(_ frame: [UInt8]) {
         drained.enter()
         let written = local.withLock { state -> Bool in
-            if state.pendingStart == state.pending.count && !state.writing && writeNow(frame) { return true }
+            let gathering = control.count > backlogForGathering
+            if state.pendingStart == state.pending.count && !state.writing && !gathering && writeNow(frame) { return true }
             state.pending.append(frame)
-            if !state.writing {
+            state.pendingBytes += frame.count
+            if state.writing { return false }
+            if !gathering || state.pendingBytes >= Int(PIPE_BUF) {
                 state.writing = true
                 writerQueue.async { self.drain() }  // holds the queue until its frames are written
+            } else if !state.startScheduled {
+                state.startScheduled = true
+                writerQueue.asyncAfter(deadline: .now() + gatheringTime) { self.startWriting() }
             }
             return false
         }
         if written { drained.leave() }
+    }
+
+    /// Starts the writer thread for frames waiting, unless it is running.
+    func startWriting() {
+        local.withLock { state in
+            state.startScheduled = false
+            guard !state.writing, state.pendingStart < state.pending.count else { return }
+            state.writing = true
+            writerQueue.async { self.drain() }
+        }
     }
 
     /// The frame, written now if it is at most PIPE_BUF bytes, the write lock is
@@ -146,6 +172,7 @@ extension Queue {
             }
             local.withLock { state in
                 for index in state.pendingStart..<(state.pendingStart + next.count) {
+                    state.pendingBytes -= state.pending[index].count
                     state.pending[index] = []  // written: free it now
                 }
                 state.pendingStart += next.count

@@ -53,7 +53,12 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         /// so taking the first is O(1); the array is compacted as it drains).
         var pending: [[UInt8]] = []
         var pendingStart = 0
+        /// Bytes of the pending frames.
+        var pendingBytes = 0
+        /// The writer thread is writing, or is about to.
         var writing = false
+        /// A writer thread is due to start shortly for the frames gathered (see `enqueue`).
+        var startScheduled = false
         var closed = false
         var maxFrameLength = Connection.defaultMaxFrameLength
     }
@@ -125,6 +130,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     /// - Returns: Whether everything was written.
     @discardableResult
     public func flush(timeout: Duration? = nil) -> Bool {
+        startWriting()  // frames gathered for one write go now, not when their time is up
         guard let timeout else { drained.wait(); return true }
         let seconds = min(max(timeout.components.seconds, 0), 1 << 32)  // no overflow for huge timeouts
         let nanoseconds = seconds * 1_000_000_000 + max(timeout.components.attoseconds, 0) / 1_000_000_000
