@@ -131,6 +131,11 @@ let entries: [any ChildProcessEntry] = [
             for child in children { _ = try child.join() }
             return tally
         }
+        // libdispatch opens its event descriptors (epoll, eventfd, timerfd) once, on
+        // first use; a queue's writer thread and its timer use them.
+        let timerFired = DispatchSemaphore(value: 0)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(1)) { timerFired.signal() }
+        timerFired.wait()
         _ = try work()
         let before = descriptors()
         let shm = sharedMemory()

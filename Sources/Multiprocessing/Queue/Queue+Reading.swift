@@ -18,8 +18,9 @@ import SystemPackage
 extension Queue {
     /// Takes an item, waiting up to `timeout` for one (nil: as long as it takes).
     /// - Throws: `QueueError.empty` when none came in time; `.closed`; the decoder's
-    ///   `DecodingError` (the item is taken all the same); `ConnectionError` for a
-    ///   frame over `maxFrameLength` (taken and refused) or bytes that are not a frame.
+    ///   `DecodingError` (the item is taken all the same: on a `JoinableQueue`, mark
+    ///   it done); `ConnectionError` for a frame over `maxFrameLength` (taken and
+    ///   refused, likewise) or bytes that are not a frame.
     public func get(timeout: Duration? = nil) throws -> Element {
         guard !isClosed else { throw QueueError.closed }
         let deadline = timeout.map { ContinuousClock.now + $0 }
@@ -60,7 +61,7 @@ extension Queue {
         while true {
             let unread = UnsafeRawBufferPointer(rebasing: buffer[Int(record.start)..<Int(record.end)])
             if let header = try _Frame.header(in: unread) {
-                let number = record.taken + 1
+                let number = record.taken &+ 1
                 let inBuffer = unread.count - header.size  // payload bytes here (may exceed this frame's)
                 let tooLong = header.length > limit
                 if tooLong || header.length > inBuffer && header.length > wholeFrameLimit - header.size {
@@ -96,8 +97,9 @@ extension Queue {
             // More bytes are needed. Part of a frame here means the rest is already in
             // the pipe (a frame of at most PIPE_BUF bytes enters it in one piece), so
             // only a reader with nothing in hand waits, and only it keeps to the deadline.
-            if record.start == record.end, let deadline, try !_pollReadable([reader], deadline: deadline)[0] {
-                throw QueueError.empty
+            if record.start == record.end {
+                bringFrameNumbersInStep(taken: record.taken)
+                if let deadline, try !_pollReadable([reader], deadline: deadline)[0] { throw QueueError.empty }
             }
             if Int(record.end) + wholeFrameLimit + 12 > buffer.count {
                 // Move the part-frame to the front. It is shorter than the free space
@@ -132,19 +134,17 @@ extension Queue {
     /// Reads the `record.skip` bytes still in the pipe of the frame just taken, into
     /// `payload` or nowhere, committing after every read so the next reader knows
     /// what is left if this one dies. Returns false when the frame's writer is gone
-    /// with part of it unwritten: what there was has been read, and the frame is void.
+    /// with part of it unwritten: the reader then fills it out with zeros itself
+    /// (there is room: the pipe is empty), reads them, and the frame is void.
     private func readRest(_ record: inout swiftmp_read_record, into payload: inout _Payload, keeping: Bool) throws -> Bool {
         var whole = true
         let scratch = keeping ? nil : UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 1)
         defer { scratch?.deallocate() }
         while record.skip > 0 {
-            // Wait in slices: between them, look for a writer that died mid-frame.
-            if try !_pollReadable([reader], deadline: .now + .milliseconds(200))[0] {
-                if let missing = abandonUnfinishedWrite(of: record.taken) {
-                    record.skip = max(0, record.skip - missing)
-                    control.commit(record)
-                    whole = false
-                }
+            // Wait in slices: between them, look for a writer that died mid-frame (once
+            // found, this reader goes on padding as soon as it has read its zeros).
+            if try !_pollReadable([reader], deadline: .now + .milliseconds(whole ? 200 : 0))[0] {
+                if padUnfinishedWrite(of: record.taken) { whole = false }
                 continue
             }
             let want = Int(min(record.skip, 1 << 20))
@@ -163,18 +163,31 @@ extension Queue {
     }
 
     /// A reader waiting for the rest of frame `number`: if its writer is gone (died,
-    /// or failed, with the write lock free and the frame unfinished), no one else
-    /// will finish it, so the reader ends it here. Returns the bytes that will never come.
-    private func abandonUnfinishedWrite(of number: Int64) -> Int64? {
-        guard let result = control.tryLock(control.writeLock), result != .timedOut else { return nil }
+    /// or failed, leaving the write lock free and the frame unfinished), no one may
+    /// come to finish it, so the reader writes zeros for it, as much as the pipe
+    /// takes now. The write record keeps count, as for any writer that pads a frame,
+    /// so whoever goes on after this reader (writer or reader) finds the pipe and the
+    /// records in step. Returns whether it wrote any.
+    private func padUnfinishedWrite(of number: Int64) -> Bool {
+        guard let result = control.tryLock(control.writeLock), result != .timedOut else { return false }
+        defer { control.unlock(control.writeLock) }
+        let record = control.writeRecord
+        guard record.total > 0, record.left > 0, record.begun == number else { return false }
+        return (try? padUnfinishedFrame(waiting: false)) ?? false
+    }
+
+    /// Frames taken and frames begun count the same frames in the same order, so
+    /// with nothing in the pipe and no frame unfinished they are equal. A writer
+    /// killed between a write and its record's commit leaves them apart; a reader
+    /// about to wait for the pipe sets them equal again, so that void marks and
+    /// the frame a reader waits on name the right frame.
+    private func bringFrameNumbersInStep(taken: Int64) {
+        guard control.writeRecordHint.begun != taken, (try? _bytesReadable(reader)) == 0,
+              let result = control.tryLock(control.writeLock), result != .timedOut else { return }
         defer { control.unlock(control.writeLock) }
         var record = control.writeRecord
-        guard record.total > 0, record.begun == number else { return nil }
-        let missing = min(max(0, record.left), record.total)
-        record.total = 0
-        record.left = 0
+        guard record.total == 0, record.begun != taken, (try? _bytesReadable(reader)) == 0 else { return }
+        record.begun = taken
         control.commit(record)
-        control.finishTask()  // the item is gone
-        return missing
     }
 }

@@ -53,14 +53,19 @@ extension Queue {
         while true {
             let taken = swiftmp_load64(control.taken)
             let put = swiftmp_load64(control.put)
-            if put - taken < limit {
-                if swiftmp_replace64(control.put, put, put + 1) { return }
+            if put &- taken < limit {
+                if swiftmp_replace64(control.put, put, put &+ 1) { return }
                 continue  // another put took a slot meanwhile
             }
             var freed = false
             if timeout != .zero {
                 if deadline == nil, let timeout { deadline = _monotonicDeadline(after: timeout) }
-                freed = try control.wait(for: control.notFull, until: deadline) { control.count >= limit }
+                do {
+                    freed = try control.wait(for: control.notFull, until: deadline) { control.count >= limit }
+                } catch {
+                    control.finishTask()
+                    throw error
+                }
             }
             if !freed {
                 control.finishTask()
@@ -121,7 +126,7 @@ extension Queue {
         guard record.total == 0 else { return false }
         let wrote = frame.withUnsafeBytes { (try? _writeSome(writer, $0)) ?? 0 }
         guard wrote == frame.count else { return false }  // at most PIPE_BUF: all or nothing
-        record.begun += 1
+        record.begun &+= 1
         control.commit(record)
         return true
     }
@@ -152,23 +157,25 @@ extension Queue {
                 return (count, nil)
             }
             guard let next else { return }
+            var begun = false  // a large frame, begun in the write record
             do {
                 _ = try control.lock(control.writeLock, timeout: nil)
                 defer { control.unlock(control.writeLock) }
-                if control.writeRecord.total != 0 { finishAbandonedWrite() }
+                if control.writeRecord.total != 0 { try finishAbandonedWrite() }
                 if let large = next.large {
+                    begun = true
                     try writeLarge(large)
                 } else {
                     try writeWhole(batch, frames: next.count)
                 }
             } catch {
                 _writeStandardError("swift-multiprocessing: \(next.count) queue item(s) could not be written (\(error)); they are dropped.")
-                if next.large == nil {
+                if !begun {
                     // Nothing of them reached the pipe: their slots and tasks are freed.
                     swiftmp_add64(control.put, -Int64(next.count))
                     control.signal(control.notFull)
                     for _ in 0..<next.count { control.finishTask() }
-                }  // A large frame stays unfinished in the write record: the next writer repairs it.
+                }  // A large frame begun stays unfinished in the write record: the next writer repairs it.
             }
             local.withLock { state in
                 for index in state.pendingStart..<(state.pendingStart + next.count) {
@@ -194,7 +201,7 @@ extension Queue {
             }
         }
         var record = control.writeRecord
-        record.begun += Int64(frames)
+        record.begun &+= Int64(frames)
         control.commit(record)
     }
 
@@ -203,7 +210,7 @@ extension Queue {
     /// PIPE_BUF bytes, so the header enters the pipe whole.
     private func writeLarge(_ frame: [UInt8]) throws {
         var record = control.writeRecord
-        record.begun += 1
+        record.begun &+= 1
         record.total = Int64(frame.count)
         record.left = record.total
         control.commit(record)
@@ -230,35 +237,52 @@ extension Queue {
     /// marked void and filled out with zeros, so the next frame starts where readers
     /// expect, and readers pass it by. Either way its item is gone: its task is done,
     /// and its slot freed (now, or when a reader passes the void frame).
-    private func finishAbandonedWrite() {
+    private func finishAbandonedWrite() throws {
         var record = control.writeRecord
         // Values from shared memory: any process could have written them.
-        let total = max(0, record.total)
-        var left = min(max(0, record.left), total)
-        if left == total {
-            record.begun -= 1
+        if record.total <= 0 || record.left >= record.total {
+            // Recorded first: a process killed after this leaks a slot at worst, never frees one twice.
+            record.begun &-= 1
+            record.total = 0
+            record.left = 0
+            control.commit(record)
             swiftmp_add64(control.put, -1)
             control.signal(control.notFull)
-        } else {
-            // Marked before the zeros go out: a reader checks once it has the whole frame.
-            if !control.markVoid(record.begun) {
-                _writeStandardError("swift-multiprocessing: a queue item its writer left unfinished could not be marked void; it will fail to decode or arrive padded with zeros.")
+            control.finishTask()
+            return
+        }
+        // Marked before the zeros go out: a reader checks once it has the whole frame.
+        if !control.markVoid(record.begun) {
+            _writeStandardError("swift-multiprocessing: a queue item its writer left unfinished could not be marked void; it will arrive padded with zeros, or fail to decode.")
+        }
+        _ = try padUnfinishedFrame(waiting: true)
+    }
+
+    /// Writes zeros for the unfinished frame in the write record, with the write lock
+    /// held, committing after every write; when it is whole, its item's task is done.
+    /// `waiting`: until it is whole; otherwise only what the pipe takes now.
+    /// Returns whether any zeros were written.
+    func padUnfinishedFrame(waiting: Bool) throws -> Bool {
+        var record = control.writeRecord
+        var left = min(max(0, record.left), max(0, record.total))
+        let zeros = [UInt8](repeating: 0, count: Int(min(left, 1 << 16)))
+        var wrote = false
+        while left > 0 {
+            let count = try zeros.withUnsafeBytes { try _writeSome(writer, UnsafeRawBufferPointer(rebasing: $0[..<Int(min(left, Int64($0.count)))])) }
+            if count == 0 {
+                guard waiting else { return wrote }
+                _ = try _pollWritable(writer, deadline: nil)
+                continue
             }
-            let zeros = [UInt8](repeating: 0, count: Int(min(left, 1 << 16)))
-            while left > 0 {
-                let wrote = zeros.withUnsafeBytes { (try? _writeSome(writer, UnsafeRawBufferPointer(rebasing: $0[..<Int(min(left, Int64($0.count)))]))) ?? 0 }
-                if wrote == 0 {
-                    _ = try? _pollWritable(writer, deadline: .now + .milliseconds(100))
-                    continue
-                }
-                left -= Int64(wrote)
-                record.left = left
-                control.commit(record)
-            }
+            wrote = true
+            left -= Int64(count)
+            record.left = left
+            control.commit(record)
         }
         record.total = 0
         record.left = 0
         control.commit(record)
-        control.finishTask()
+        control.finishTask()  // after the commit: killed in between, a task is left undone, never done twice
+        return wrote
     }
 }

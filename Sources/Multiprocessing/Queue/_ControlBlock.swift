@@ -99,7 +99,7 @@ final class _ControlBlock: @unchecked Sendable {
     var count: Int64 {
         // `taken` first: it only grows, so a put between the two loads cannot make this negative.
         let taken = swiftmp_load64(taken)
-        return max(0, swiftmp_load64(put) - taken)
+        return max(0, swiftmp_load64(put) &- taken)
     }
 
     // MARK: Waiting
@@ -123,10 +123,15 @@ final class _ControlBlock: @unchecked Sendable {
             // Read the word before checking: a change after the check makes the wait return at once.
             let seen = swiftmp_load32(event.sequence)
             guard blocked() else { return true }
-            var limit = deadline ?? timespec()
-            let result = deadline == nil ? swiftmp_futex_wait(event.sequence, seen, nil) : swiftmp_futex_wait(event.sequence, seen, &limit)
+            // At most a second at a time: a process killed between freeing a slot and
+            // signalling it leaves no wake-up, so waiters look again now and then.
+            var limit = _monotonicDeadline(after: .seconds(1))
+            let capped = deadline.map { $0.tv_sec < limit.tv_sec || ($0.tv_sec == limit.tv_sec && $0.tv_nsec < limit.tv_nsec) } ?? false
+            if capped { limit = deadline! }
+            let result = swiftmp_futex_wait(event.sequence, seen, &limit)
             switch result {
             case 0, EINTR: continue
+            case ETIMEDOUT where !capped: continue
             case ETIMEDOUT: return !blocked()
             default: throw Errno(rawValue: result)
             }
@@ -149,6 +154,8 @@ final class _ControlBlock: @unchecked Sendable {
     var readRecord: swiftmp_read_record { swiftmp_read_record_current(pointer) }
     func commit(_ record: swiftmp_read_record) { swiftmp_read_record_commit(pointer, record) }
     var writeRecord: swiftmp_write_record { swiftmp_write_record_current(pointer) }
+    /// The write record read without the write lock: a hint, which a writer may be changing.
+    var writeRecordHint: swiftmp_write_record { swiftmp_write_record_current(pointer) }
     func commit(_ record: swiftmp_write_record) { swiftmp_write_record_commit(pointer, record) }
 
     /// The read-ahead buffer (read lock).
@@ -159,7 +166,9 @@ final class _ControlBlock: @unchecked Sendable {
     /// Notes that frame `number` is a dead writer's, padded out: readers pass it by.
     /// False if every slot is in use (as many writers died mid-frame, their frames unread).
     func markVoid(_ number: Int64) -> Bool {
+        guard number > 0 else { return false }
         let slots = voidSlots
+        for index in 0..<slots.count where swiftmp_load64(slots.baseAddress! + index) == number { return true }
         for index in 0..<slots.count where swiftmp_replace64(slots.baseAddress! + index, 0, number) { return true }
         return false
     }
