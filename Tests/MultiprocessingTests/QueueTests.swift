@@ -227,6 +227,18 @@ struct QueueRecoveryTests {
         #expect(queue.count == 0)
     }
 
+    @Test("large Data items read without a copy stay intact while later items arrive")
+    func largeDataItems() throws {
+        let queue = try Queue<Data>()
+        let sent = (1...4).map { index in Data(Blob.pattern(300_000 + index).map { $0 ^ UInt8(index) }) }
+        for data in sent { try queue.put(data) }
+        var received: [Data] = []
+        for _ in sent { received.append(try queue.get(timeout: .seconds(60))) }
+        #expect(received == sent)
+        received[0][0] ^= 0xff  // a change to one is its own
+        #expect(received[0][0] != sent[0][0] && received[1] == sent[1])
+    }
+
     /// Starts a child that puts an 8 MiB blob (the pipe holds 1 MiB at most) and
     /// kills it while its writer thread is in the middle of the frame.
     func killWriterMidFrame(_ queue: Queue<[UInt8]>) throws {

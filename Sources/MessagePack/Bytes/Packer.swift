@@ -121,16 +121,4 @@ final class _Packer {
     func makeArray() -> [UInt8] {
         [UInt8](bytes)
     }
-
-    /// The bytes written so far behind `prefix` zero bytes, in one allocation.
-    func makeArray(prefix: Int) -> [UInt8] {
-        let bytes = self.bytes
-        return [UInt8](unsafeUninitializedCapacity: prefix + bytes.count) { array, count in
-            array.baseAddress!.initialize(repeating: 0, count: prefix)
-            if let base = bytes.baseAddress, !bytes.isEmpty {
-                UnsafeMutableRawPointer(array.baseAddress! + prefix).copyMemory(from: base, byteCount: bytes.count)
-            }
-            count = prefix + bytes.count
-        }
-    }
 }

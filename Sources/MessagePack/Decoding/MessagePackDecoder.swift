@@ -82,14 +82,23 @@ public final class MessagePackDecoder: Sendable {
     /// Decodes a value from MessagePack bytes in memory you own; they are not
     /// used after the call returns.
     public func decode<T: Decodable>(_ type: T.Type, from buffer: UnsafeRawBufferPointer) throws -> T {
+        try decode(type, from: buffer, owner: nil)
+    }
+
+    /// Decodes from bytes that `owner` keeps alive and unchanged for as long as it
+    /// lives: a large `Data` in the value then refers to them (and keeps `owner`)
+    /// instead of being copied.
+    package func decode<T: Decodable>(_ type: T.Type, from buffer: UnsafeRawBufferPointer, owner: AnyObject?) throws -> T {
         let options = storage.withLock { $0 }
         let decoder = spare.withLock { $0.take() } ?? _MessagePackDecoder(options: options)
         defer {
             decoder.zone.clear()
+            decoder.bytesOwner = nil
             spare.withLock { $0 = decoder }
         }
         let root = try decoder.zone.parse(buffer, limits: options.limits)
         decoder.reset(options: options, root: root)
+        decoder.bytesOwner = owner
         let value = try decoder.decodeValue(T.self, from: root, path: .root)
         return value
     }

@@ -21,6 +21,8 @@ final class _MessagePackDecoder: Decoder {
 
     /// Where msgpack-c parses the input; made on first use (not for super decoders).
     lazy var zone = _ReusableZone()
+    /// Who keeps the input bytes alive, when a large `Data` may refer to them (see `data`).
+    var bytesOwner: AnyObject?
     /// Types that decode themselves (no special form), kept while this decoder is reused.
     @exclusivity(unchecked) private var plainTypes: Set<ObjectIdentifier> = []
 
@@ -85,7 +87,7 @@ final class _MessagePackDecoder: Decoder {
         if T.self == Double.self { return _cast(try double(object, path()), T.self) }
         if T.self == Bool.self { return _cast(try bool(object, path()), T.self) }
         if T.self == Date.self { return _cast(try date(object, path()), T.self) }
-        if T.self == Data.self { return _cast(Data(try binary(object, path())), T.self) }
+        if T.self == Data.self { return _cast(try data(object, path()), T.self) }
         if T.self == [UInt8].self, object.type == MSGPACK_OBJECT_BIN { return _cast(try binary(object, path()), T.self) }
         // Collections of the common scalars, in specialized code.
         if T.self == [Int].self { return _cast(try [Int].decodeSpecially(from: object, decoder: self, path: path()), T.self) }
@@ -163,6 +165,20 @@ final class _MessagePackDecoder: Decoder {
     func binary(_ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> [UInt8] {
         guard object.type == MSGPACK_OBJECT_BIN else { throw mismatch(Data.self, object, path(), expected: "binary data") }
         return _bytes(object.via.bin.ptr, object.via.bin.size)
+    }
+
+    /// A `Data` from bin: a copy, or for a large one when the input has an owner, a
+    /// view of the input (msgpack-c's bin points into it) that keeps the owner alive.
+    func data(_ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> Data {
+        guard object.type == MSGPACK_OBJECT_BIN else { throw mismatch(Data.self, object, path(), expected: "binary data") }
+        let bin = object.via.bin
+        guard let start = bin.ptr, bin.size > 0 else { return Data() }
+        if let owner = bytesOwner, bin.size >= 1 << 16 {
+            return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: start), count: Int(bin.size), deallocator: .custom { _, _ in
+                withExtendedLifetime(owner) {}
+            })
+        }
+        return Data(bytes: start, count: Int(bin.size))
     }
 
     func date(_ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> Date {

@@ -104,19 +104,25 @@ public final class MessagePackEncoder: Sendable {
     ///   (a string over 4 GiB, an integer key missing, a container misused), with the
     ///   coding path of the value.
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        try encode(value, reservingPrefix: 0)
+        try withEncoded(value) { [UInt8]($0) }
     }
 
-    /// Encodes a value behind `prefix` zero bytes for the caller to fill in (a
-    /// frame's header), so header and value take one allocation.
-    package func encode<T: Encodable>(_ value: T, reservingPrefix prefix: Int) throws -> [UInt8] {
+    /// Encodes a value and hands `body` its bytes, which are valid only during the
+    /// call: the caller copies them where it needs them (behind a frame header, say)
+    /// without an array in between.
+    package func withEncoded<T: Encodable, R>(_ value: T, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let options = storage.withLock { $0 }
         let encoder = spare.withLock { $0.take() } ?? _MessagePackEncoder(options: options)
         encoder.options = options
-        let bytes = try encoder.encodeTopLevel(value, prefix: prefix)
-        if encoder.retainedCapacity <= 1 << 20 {
+        let result = try encoder.encodeTopLevel(value) { try body($0.bytes) }
+        // Kept with its buffers for the next call, unless they grew large.
+        if encoder.retainedCapacity <= Self.retainedCapacityLimit {
             spare.withLock { $0 = encoder }
         }
-        return bytes
+        return result
     }
+
+    /// The most buffer memory an encoder keeps between calls: enough that encoding
+    /// value after value of a few MiB reuses warm memory instead of fresh pages.
+    static var retainedCapacityLimit: Int { 8 << 20 }
 }

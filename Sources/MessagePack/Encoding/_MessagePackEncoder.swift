@@ -212,7 +212,12 @@ final class _MessagePackEncoder: Encoder {
     // MARK: Values
 
     /// Encodes one value. The encoder may be used again afterwards: its buffers are kept.
-    func encodeTopLevel<T: Encodable>(_ value: T, prefix: Int = 0) throws -> [UInt8] {
+    func encodeTopLevel<T: Encodable>(_ value: T) throws -> [UInt8] {
+        try encodeTopLevel(value) { $0.makeArray() }
+    }
+
+    /// Encodes one value and hands `body` the buffer holding its bytes.
+    func encodeTopLevel<T: Encodable, R>(_ value: T, _ body: (_Packer) throws -> R) throws -> R {
         entries.removeAll(keepingCapacity: true)
         ownBuffers = 0
         deferredError = nil
@@ -224,7 +229,7 @@ final class _MessagePackEncoder: Encoder {
         guard !bytes.failed else {
             throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "Out of memory."))
         }
-        return prefix == 0 ? bytes.makeArray() : bytes.makeArray(prefix: prefix)
+        return try body(bytes)
     }
 
     /// Bytes held by the buffers, so that a cached encoder does not keep a large message's memory.

@@ -11,6 +11,22 @@ enum _Frame {
         return bigEndian(UInt64(length), width: 4)
     }
 
+    /// The size of the header for a payload of `length` bytes.
+    static func headerSize(forLength length: Int) -> Int {
+        length > 0x7fff_ffff ? 12 : 4
+    }
+
+    /// Writes the header for a payload of `length` bytes at `destination`, which has
+    /// room for `headerSize(forLength:)` bytes.
+    static func writeHeader(forLength length: Int, to destination: UnsafeMutableRawPointer) {
+        if length > 0x7fff_ffff {
+            destination.storeBytes(of: UInt32.max, as: UInt32.self)
+            (destination + 4).storeBytes(of: UInt64(length).bigEndian, toByteOffset: 0, as: UInt64.self)
+        } else {
+            destination.storeBytes(of: UInt32(length).bigEndian, as: UInt32.self)
+        }
+    }
+
     /// The payload length a 4-byte header states: a length, or `nil` for the -1
     /// that announces an 8-byte length. Other negative values are invalid.
     static func length(fromShortHeader bytes: [UInt8]) throws(ConnectionError) -> Int? {

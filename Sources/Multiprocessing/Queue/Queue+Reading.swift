@@ -31,7 +31,9 @@ extension Queue {
             defer { control.unlock(control.readLock) }
             payload = try takeFrame(deadline: deadline, limit: limit)
         }
-        return try decoder.decode(Element.self, from: payload.bytes)
+        guard payload.count >= 1 << 16 else { return try decoder.decode(Element.self, from: payload.bytes) }
+        let shared = _SharedPayload(payload)
+        return try decoder.decode(Element.self, from: shared.payload.bytes, owner: shared)
     }
 
     /// Takes an item if one is waiting now (Python's `get_nowait`).

@@ -32,14 +32,30 @@ extension Queue {
         try put(item, timeout: .zero)
     }
 
-    /// The item's frame: header and MessagePack payload in one array.
+    /// The item's frame: header and MessagePack payload in one array. A large one
+    /// goes into the array of a large frame already written, if there is one: its
+    /// memory is warm, where a fresh allocation costs a page fault per 4 KiB.
     private func makeFrame(_ item: Element) throws -> [UInt8] {
-        var frame = try encoder.encode(item, reservingPrefix: 4)
-        let length = frame.count - 4
-        if length > 0x7fff_ffff { return _Frame.header(forLength: length) + frame[4...] }
-        frame.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(length).bigEndian, as: UInt32.self) }
-        return frame
+        try encoder.withEncoded(item) { payload in
+            let headerSize = _Frame.headerSize(forLength: payload.count)
+            if payload.count >= Self.largeFrame, var frame = local.withLock({ $0.spareFrames.popLast() }) {
+                frame.removeAll(keepingCapacity: true)
+                frame.append(contentsOf: repeatElement(0, count: headerSize))
+                frame.withUnsafeMutableBytes { _Frame.writeHeader(forLength: payload.count, to: $0.baseAddress!) }
+                frame.append(contentsOf: payload)
+                return frame
+            }
+            return [UInt8](unsafeUninitializedCapacity: headerSize + payload.count) { buffer, count in
+                let start = UnsafeMutableRawPointer(buffer.baseAddress!)
+                _Frame.writeHeader(forLength: payload.count, to: start)
+                if let bytes = payload.baseAddress { (start + headerSize).copyMemory(from: bytes, byteCount: payload.count) }
+                count = headerSize + payload.count
+            }
+        }
     }
+
+    /// Frames from this size on are kept for reuse once written (at most two).
+    static var largeFrame: Int { 1 << 16 }
 
     private func takeSlot(timeout: Duration?) throws {
         // The task is counted before the item can be taken, so a quick taskDone never finds it missing.
@@ -156,7 +172,7 @@ extension Queue {
                 }
                 return (count, nil)
             }
-            guard let next else { return }
+            guard var next else { return }
             var begun = false  // a large frame, begun in the write record
             do {
                 _ = try control.lock(control.writeLock, timeout: nil)
@@ -177,9 +193,13 @@ extension Queue {
                     for _ in 0..<next.count { control.finishTask() }
                 }  // A large frame begun stays unfinished in the write record: the next writer repairs it.
             }
+            next.large = nil  // the pending list's reference is then the only one: reusable without a copy
             local.withLock { state in
                 for index in state.pendingStart..<(state.pendingStart + next.count) {
                     state.pendingBytes -= state.pending[index].count
+                    if state.pending[index].count >= Self.largeFrame && state.pending[index].capacity <= 64 << 20 && state.spareFrames.count < 2 {
+                        state.spareFrames.append(state.pending[index])
+                    }
                     state.pending[index] = []  // written: free it now
                 }
                 state.pendingStart += next.count

@@ -59,6 +59,8 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         var writing = false
         /// A writer thread is due to start shortly for the frames gathered (see `enqueue`).
         var startScheduled = false
+        /// Arrays of large frames already written, for `makeFrame` to reuse.
+        var spareFrames: [[UInt8]] = []
         var closed = false
         var maxFrameLength = Connection.defaultMaxFrameLength
     }

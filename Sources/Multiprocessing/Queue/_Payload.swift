@@ -43,6 +43,17 @@ struct _Payload: ~Copyable {
     }
 }
 
+/// A large payload, shared by the values decoded from it: a large `Data` in the
+/// item refers to these bytes instead of copying them, and keeps them alive.
+final class _SharedPayload: @unchecked Sendable {
+    // @unchecked: the bytes are never changed after the decoder has seen them.
+    let payload: _Payload
+
+    init(_ payload: consuming _Payload) {
+        self.payload = payload
+    }
+}
+
 /// Out of memory for bytes that did arrive: as Swift's own allocations do, stop.
 private func fatalErrorOutOfMemory() -> Never {
     _writeStandardError("swift-multiprocessing: out of memory for a queue item")
