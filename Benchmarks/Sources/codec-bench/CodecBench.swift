@@ -32,20 +32,25 @@ struct CodecBench {
         try check(one: one, many: many, mpOne: mpOne, mpMany: mpMany, jsonOne: jsonOne, jsonMany: jsonMany,
                   mpDecoder: mpDecoder, jsonDecoder: jsonDecoder)
 
-        // `codec-bench profile encode|decode|floor-encode|floor-decode [calls]`: only that
+        // `codec-bench profile encode|decode|encode-item|decode-item|floor-encode|floor-decode [calls]`: only that
         // operation on one value, in a loop, for a profiler (perf, valgrind --tool=callgrind).
         let arguments = CommandLine.arguments.dropFirst()
         if arguments.first == "profile" {
             let what = arguments.dropFirst().first ?? "encode"
+            // queue-bench's small item, for profiling the codec's share of a queue's work.
+            let item = Item(id: 123_456, name: "item-123456", score: 61_728, tags: ["a", "b", "c"], ok: true)
+            let mpItem = try mpEncoder.encode(item)
             let calls = arguments.dropFirst(2).first.flatMap { Int($0) } ?? 100_000
             let body: () throws -> Int
             switch what {
             case "encode": body = { try mpEncoder.encode(one).count }
             case "decode": body = { try mpDecoder.decode(Reference.self, from: mpOne).checksum }
+            case "encode-item": body = { try mpEncoder.encode(item).count }
+            case "decode-item": body = { try mpDecoder.decode(Item.self, from: mpItem).id }
             case "floor-encode": body = { try Floor.encode(one).count }
             case "floor-decode": body = { try Floor.decode(mpOne).checksum }
             default:
-                FileHandle.standardError.write(Data("usage: codec-bench [profile encode|decode|floor-encode|floor-decode [calls]]\n".utf8))
+                FileHandle.standardError.write(Data("usage: codec-bench [profile encode|decode|encode-item|decode-item|floor-encode|floor-decode [calls]]\n".utf8))
                 exit(2)
             }
             var harness = Harness()
@@ -226,4 +231,13 @@ struct CodecBench {
         guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
         return text.split(separator: " ").prefix(3).joined(separator: " ")
     }
+}
+
+/// queue-bench's small item (57 bytes as MessagePack).
+struct Item: Codable {
+    var id: Int
+    var name: String
+    var score: Double
+    var tags: [String]
+    var ok: Bool
 }

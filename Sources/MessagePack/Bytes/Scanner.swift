@@ -20,13 +20,25 @@ struct _Scanner {
     ///   byte, or nesting deeper than `limits.maxDepth`. A count that the remaining
     ///   bytes cannot hold is `.incomplete`, which a one-shot decode reports as truncation.
     func scan(_ bytes: UnsafeRawBufferPointer) throws(DecodingError) -> Result {
-        let end = bytes.count
         let maxDepth = min(limits.maxDepth, MessagePackLimits.unpackerStackSize)
-        var pos = 0
         // Items still to come in each open container (a map's pairs count twice): a
-        // stack of at most `maxDepth` counts, in plain memory (this loop is hot).
-        let open = UnsafeMutablePointer<Int>.allocate(capacity: maxDepth + 1)
-        defer { open.deallocate() }
+        // stack of at most `maxDepth` counts, on the stack (this loop is hot).
+        let result: Result
+        do {
+            result = try withUnsafeTemporaryAllocation(of: Int.self, capacity: maxDepth + 1) { open in
+                try scan(bytes, maxDepth: maxDepth, open: open.baseAddress!)
+            }
+        } catch let error as DecodingError {
+            throw error
+        } catch {
+            throw corrupted("\(error)")  // unreachable: scan throws only DecodingError
+        }
+        return result
+    }
+
+    private func scan(_ bytes: UnsafeRawBufferPointer, maxDepth: Int, open: UnsafeMutablePointer<Int>) throws(DecodingError) -> Result {
+        let end = bytes.count
+        var pos = 0
         var depth = 0
 
         @inline(__always) func byte(_ at: Int) -> Int { Int(bytes[at]) }

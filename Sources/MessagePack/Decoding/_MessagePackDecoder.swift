@@ -120,6 +120,12 @@ final class _MessagePackDecoder: Decoder {
     // MARK: Scalars
 
     func integer<T: FixedWidthInteger>(_ type: T.Type, _ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode) throws(DecodingError) -> T {
+        // Int, the common case, in concrete code: called from unspecialized code, the
+        // generic conversion below goes through witness tables.
+        if T.self == Int.self {
+            if object.type == MSGPACK_OBJECT_NEGATIVE_INTEGER { return _cast(Int(object.via.i64), T.self) }
+            if object.type == MSGPACK_OBJECT_POSITIVE_INTEGER, object.via.u64 <= UInt64(Int.max) { return _cast(Int(object.via.u64), T.self) }
+        }
         let result: T?
         switch object.type {
         case MSGPACK_OBJECT_POSITIVE_INTEGER: result = T(exactly: object.via.u64)

@@ -218,13 +218,14 @@ final class _MessagePackEncoder: Encoder {
 
     /// Encodes one value and hands `body` the buffer holding its bytes.
     func encodeTopLevel<T: Encodable, R>(_ value: T, _ body: (_Packer) throws -> R) throws -> R {
-        entries.removeAll(keepingCapacity: true)
+        while entries.popLast() != nil {}  // keeps the capacity, in specialized code
+
         ownBuffers = 0
-        deferredError = nil
+        if hasDeferredError { deferredError = nil }
         current = 0
         let root = push(parent: 0, offset: nil, kind: .single, path: .root)
         try encodeValue(value, into: root, path: .root)
-        if let deferredError { throw deferredError }
+        if hasDeferredError, let deferredError { throw deferredError }
         let bytes = buffer(root)
         guard !bytes.failed else {
             throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "Out of memory."))
@@ -299,7 +300,7 @@ final class _MessagePackEncoder: Encoder {
             abandon(downTo: index)
             throw error
         }
-        if let deferredError { throw deferredError }
+        if hasDeferredError, let deferredError { throw deferredError }
         try finish(downTo: index)
     }
 
