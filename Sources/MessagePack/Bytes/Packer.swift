@@ -65,8 +65,11 @@ final class _Packer {
     func packMapHeader(_ count: Int) { check(msgpack_pack_map(packer, count)) }
 
     func packString(_ value: String) {
-        var value = value
-        value.withUTF8 { packStringBody($0) }
+        // Borrowed in place (no copy of the string, no retain) when its UTF-8 is contiguous.
+        if value.utf8.withContiguousStorageIfAvailable({ packStringBody($0) }) == nil {
+            var value = value
+            value.withUTF8 { packStringBody($0) }
+        }
     }
 
     func packStringBody(_ utf8: UnsafeBufferPointer<UInt8>) {

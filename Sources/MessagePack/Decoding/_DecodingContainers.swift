@@ -144,8 +144,7 @@ struct _KeyedDecodingContainer<Key: CodingKey>: _KeyedLookup {
         let count = Int(map.size)
         guard count > 0, let entries = map.ptr else { return nil }
         var index = decoder.hint.map == entries ? decoder.hint.index + 1 : 0
-        var name = name
-        let found: Int? = name.withUTF8 { utf8 in
+        func find(_ utf8: UnsafeBufferPointer<UInt8>) -> Int? {
             for _ in 0..<count {
                 if index == count { index = 0 }
                 let candidate = entries[index].key
@@ -156,6 +155,14 @@ struct _KeyedDecodingContainer<Key: CodingKey>: _KeyedLookup {
                 index += 1
             }
             return nil
+        }
+        // Borrowed in place where the UTF-8 is contiguous (no copy, no retain).
+        var found: Int?
+        if let result = name.utf8.withContiguousStorageIfAvailable(find) {
+            found = result
+        } else {
+            var name = name
+            found = name.withUTF8(find)
         }
         guard let found else { return nil }
         decoder.hint = (entries, found)

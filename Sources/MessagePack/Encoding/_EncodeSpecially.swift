@@ -109,12 +109,14 @@ extension Array: _MessagePackEncodeSpecially where Element: Encodable {
 extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: Encodable {
     /// A map whose keys are the keys' own MessagePack values (`[Int: V]` has integer
     /// keys), sorted unless the options say otherwise.
+    // Each way of writing the pairs is a function of its own: locals of generic
+    // tuple types (a pair, an entry) cost a runtime metadata lookup on every call of
+    // the function that declares them, even where that branch does not run.
     func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
         try _checkLength(count, of: self, codingPath: path().path)
         encoder.buffer(parent).packMapHeader(count)
         guard encoder.options.sortsDictionaryKeys, count > 1 else {
-            for (key, value) in self { try encodePair(key, value, encoder, parent, path()) }
-            return
+            return try encodeUnsorted(encoder, parent, path())
         }
         let out = encoder.buffer(parent)
         // String-keyed maps of the common scalars in specialized code (no generic dispatch).
@@ -127,32 +129,52 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
         } else if Key.self == String.self && Value.self == Bool.self {
             _encodeSorted(_cast(self, [String: Bool].self), into: out) { out.packBool($0) }
         } else if Key.self == String.self {
-            // Sort concrete strings (a specialized sort), then visit values by position:
-            // no key is hashed again.
-            let names = _cast(Array(keys), [String].self)
-            let values = Array(self.values)  // in the same order as `keys`
-            let order = names.indices.sorted { _utf8Precedes(names[$0], names[$1]) }
-            for index in order {
-                out.packString(names[index])
-                try encoder.encodeValue(values[index], into: parent, path: path().appending(_MessagePackKey(stringValue: names[index])))
-            }
+            try encodeSortedByString(encoder, parent, path())
         } else if Key.self == Int.self {
-            for (key, value) in sorted(by: { _cast($0.key, Int.self) < _cast($1.key, Int.self) }) {
-                try encodePair(key, value, encoder, parent, path())
-            }
+            try encodeSortedByInt(encoder, parent, path())
         } else {
-            // Any other key type: each key is encoded once, ordered by its MessagePack
-            // value (integers by value), and its bytes written as they are.
-            var entries: [(bytes: [UInt8], order: MessagePackValue, value: Value)] = []
-            for (key, value) in self {
-                let bytes = try _MessagePackEncoder(options: encoder.options).encodeTopLevel(key)
-                entries.append((bytes, try MessagePackValue(bytes: bytes), value))
-            }
-            entries.sort { $0.order.sortsBefore($1.order) }
-            for entry in entries {
-                entry.bytes.withUnsafeBytes { encoder.buffer(parent).append($0) }
-                try encoder.encodeValue(entry.value, into: parent, path: path().appending(_MessagePackKey(describing: entry.order)))
-            }
+            try encodeSortedByValue(encoder, parent, path())
+        }
+    }
+
+    @inline(never)
+    private func encodeUnsorted(_ encoder: _MessagePackEncoder, _ parent: Int, _ path: @autoclosure () -> _CodingPathNode) throws {
+        for (key, value) in self { try encodePair(key, value, encoder, parent, path()) }
+    }
+
+    /// Sorts concrete strings (a specialized sort), then visits values by position: no key is hashed again.
+    @inline(never)
+    private func encodeSortedByString(_ encoder: _MessagePackEncoder, _ parent: Int, _ path: @autoclosure () -> _CodingPathNode) throws {
+        let out = encoder.buffer(parent)
+        let names = _cast(Array(keys), [String].self)
+        let values = Array(self.values)  // in the same order as `keys`
+        let order = names.indices.sorted { _utf8Precedes(names[$0], names[$1]) }
+        for index in order {
+            out.packString(names[index])
+            try encoder.encodeValue(values[index], into: parent, path: path().appending(_MessagePackKey(stringValue: names[index])))
+        }
+    }
+
+    @inline(never)
+    private func encodeSortedByInt(_ encoder: _MessagePackEncoder, _ parent: Int, _ path: @autoclosure () -> _CodingPathNode) throws {
+        for (key, value) in sorted(by: { _cast($0.key, Int.self) < _cast($1.key, Int.self) }) {
+            try encodePair(key, value, encoder, parent, path())
+        }
+    }
+
+    /// Any other key type: each key is encoded once, ordered by its MessagePack value
+    /// (integers by value), and its bytes written as they are.
+    @inline(never)
+    private func encodeSortedByValue(_ encoder: _MessagePackEncoder, _ parent: Int, _ path: @autoclosure () -> _CodingPathNode) throws {
+        var entries: [(bytes: [UInt8], order: MessagePackValue, value: Value)] = []
+        for (key, value) in self {
+            let bytes = try _MessagePackEncoder(options: encoder.options).encodeTopLevel(key)
+            entries.append((bytes, try MessagePackValue(bytes: bytes), value))
+        }
+        entries.sort { $0.order.sortsBefore($1.order) }
+        for entry in entries {
+            entry.bytes.withUnsafeBytes { encoder.buffer(parent).append($0) }
+            try encoder.encodeValue(entry.value, into: parent, path: path().appending(_MessagePackKey(describing: entry.order)))
         }
     }
 
@@ -166,20 +188,44 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
 
 /// Whether `a` sorts before `b` by their UTF-8 bytes (code point order).
 func _utf8Precedes(_ a: String, _ b: String) -> Bool {
-    var a = a, b = b
-    return a.withUTF8 { x in
-        b.withUTF8 { y in
-            let common = min(x.count, y.count)
-            let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
-            return order != 0 ? order < 0 : x.count < y.count
-        }
+    // Borrowed in place where the UTF-8 is contiguous (no copies, no retains).
+    let order = a.utf8.withContiguousStorageIfAvailable { x in
+        b.utf8.withContiguousStorageIfAvailable { y in _precedes(x, y) }
     }
+    if let order, let order { return order }
+    var a = a, b = b
+    return a.withUTF8 { x in b.withUTF8 { y in _precedes(x, y) } }
+}
+
+@inline(__always)
+private func _precedes(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+    let common = min(x.count, y.count)
+    let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+    return order != 0 ? order < 0 : x.count < y.count
 }
 
 /// A string-keyed map's pairs, keys sorted by their UTF-8 bytes; specialized per value type.
 @inline(__always)
 private func _encodeSorted<V>(_ map: [String: V], into out: _Packer, value pack: (V) -> Void) {
-    for (key, value) in map.sorted(by: { _utf8Precedes($0.key, $1.key) }) {
+    var pairs = Array(map)
+    if pairs.count <= 16 {
+        // An insertion sort: for the few keys a struct-like map has, the standard
+        // sort's machinery costs more than the comparisons.
+        pairs.withUnsafeMutableBufferPointer { pairs in
+            for index in pairs.indices.dropFirst() {
+                let pair = pairs[index]
+                var slot = index
+                while slot > 0 && _utf8Precedes(pair.key, pairs[slot - 1].key) {
+                    pairs[slot] = pairs[slot - 1]
+                    slot -= 1
+                }
+                pairs[slot] = pair
+            }
+        }
+    } else {
+        pairs.sort { _utf8Precedes($0.key, $1.key) }
+    }
+    for (key, value) in pairs {
         out.packString(key)
         pack(value)
     }
