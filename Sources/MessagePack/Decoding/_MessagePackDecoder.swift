@@ -23,8 +23,8 @@ final class _MessagePackDecoder: Decoder {
     lazy var zone = _ReusableZone()
     /// Who keeps the input bytes alive, when a large `Data` may refer to them (see `data`).
     var bytesOwner: AnyObject?
-    /// Types that decode themselves (no special form), kept while this decoder is reused.
-    @exclusivity(unchecked) private var plainTypes: Set<ObjectIdentifier> = []
+    /// What each type met so far needs: its special form, or none (kept while this decoder is reused).
+    @exclusivity(unchecked) private var types = _TypeCache<any _MessagePackDecodeSpecially.Type>()
 
     init(options: MessagePackDecoder.Options, root: msgpack_object, path: _CodingPathNode = .root) {
         self.options = options
@@ -97,17 +97,21 @@ final class _MessagePackDecoder: Decoder {
         if T.self == [String: String].self { return _cast(try _stringMap(object, path()) { try self.string($0, $1()) }, T.self) }
         if T.self == [String: Double].self { return _cast(try _stringMap(object, path()) { try self.double($0, $1()) }, T.self) }
         if T.self == [String: Bool].self { return _cast(try _stringMap(object, path()) { try self.bool($0, $1()) }, T.self) }
-        // Other scalars, Foundation types, optionals, arrays and dictionaries: one dynamic
-        // cast, skipped for types already found to decode themselves.
+        // Other scalars, Foundation types, optionals, arrays and dictionaries: found by
+        // one dynamic cast per type, then remembered.
         let type = ObjectIdentifier(T.self)
-        if !plainTypes.contains(type) {
-            if let special = T.self as? any _MessagePackDecodeSpecially.Type {
-                func open<S: _MessagePackDecodeSpecially>(_: S.Type) throws -> T {
-                    _cast(try S.decodeSpecially(from: object, decoder: self, path: path()), T.self)
-                }
-                return try open(special)
+        let kind: _TypeCache<any _MessagePackDecodeSpecially.Type>.Kind
+        if let known = types.kind(of: type) {
+            kind = known
+        } else {
+            kind = (T.self as? any _MessagePackDecodeSpecially.Type).map { .special($0) } ?? .plain
+            types.learn(type, kind)
+        }
+        if case .special(let special) = kind {
+            func decode<S: _MessagePackDecodeSpecially>(_: S.Type) throws -> T {
+                _cast(try S.decodeSpecially(from: object, decoder: self, path: path()), T.self)
             }
-            plainTypes.insert(type)
+            return try decode(special)
         }
         // Anything else decodes itself, with this decoder moved to the object.
         let saved = (current, self.path)

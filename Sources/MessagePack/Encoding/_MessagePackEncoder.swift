@@ -63,8 +63,8 @@ final class _MessagePackEncoder: Encoder {
     @exclusivity(unchecked) private var nextSerial = 0
     /// The entry of the value whose `encode(to:)` is running.
     @exclusivity(unchecked) private(set) var current = 0
-    /// Types that encode themselves (no special form), kept across calls.
-    @exclusivity(unchecked) private var plainTypes: Set<ObjectIdentifier> = []
+    /// What each type met so far needs: its special form, or none (kept across calls).
+    @exclusivity(unchecked) private var types = _TypeCache<any _MessagePackEncodeSpecially.Type>()
     /// A misuse found where Codable gives no way to throw (`container(keyedBy:)`),
     /// thrown by the next write or when the value finishes.
     var deferredError: EncodingError? { didSet { hasDeferredError = deferredError != nil } }
@@ -277,16 +277,22 @@ final class _MessagePackEncoder: Encoder {
         if T.self == [Int].self { try _cast(value, [Int].self).encodeSpecially(into: self, parent: parent, path: path()); return }
         if T.self == [String].self { try _cast(value, [String].self).encodeSpecially(into: self, parent: parent, path: path()); return }
         if T.self == [Double].self { try _cast(value, [Double].self).encodeSpecially(into: self, parent: parent, path: path()); return }
-        // Other scalars, Foundation types, optionals, arrays and dictionaries: one dynamic
-        // cast, skipped for types already found not to be any of those (a failing cast
-        // costs more than the rest of a small struct's encoding).
+        // Other scalars, Foundation types, optionals, arrays and dictionaries: found by
+        // one dynamic cast per type, then remembered (a cast costs more than the rest
+        // of a small struct's encoding).
         let type = ObjectIdentifier(T.self)
-        if !plainTypes.contains(type) {
-            if let special = value as? any _MessagePackEncodeSpecially {
-                try special.encodeSpecially(into: self, parent: parent, path: path())
-                return
+        let kind: _TypeCache<any _MessagePackEncodeSpecially.Type>.Kind
+        if let known = types.kind(of: type) {
+            kind = known
+        } else {
+            kind = (T.self as? any _MessagePackEncodeSpecially.Type).map { .special($0) } ?? .plain
+            types.learn(type, kind)
+        }
+        if case .special(let special) = kind {
+            func encode<S: _MessagePackEncodeSpecially>(_: S.Type) throws {
+                try _cast(value, S.self).encodeSpecially(into: self, parent: parent, path: path())
             }
-            plainTypes.insert(type)
+            return try encode(special)
         }
         // Anything else encodes itself into an entry of its own.
         let index = push(parent: parent, offset: nil, kind: .slot, path: path())
