@@ -57,29 +57,36 @@ public final class MessagePackEncoder: Sendable {
         var userInfo: [CodingUserInfoKey: any Sendable] = [:]
     }
 
-    private let storage = Mutex(Options())
-    /// An encoder kept from the last call, with its buffers, so a steady stream of
-    /// `encode` calls allocates only its results. One at a time takes it.
-    private let spare = Mutex<_MessagePackEncoder?>(nil)
+    /// The options, and an encoder kept from the last call with its buffers, so a
+    /// steady stream of `encode` calls allocates only its results (one call at a time
+    /// takes it). One lock for both: an `encode` takes it twice.
+    private struct Shared: ~Copyable {
+        var options = Options()
+        /// Counts changes of `options`: a spare encoder whose copy is older gets a new one.
+        var version = 0
+        var spare: _MessagePackEncoder?
+    }
+
+    private let storage = Mutex(Shared())
 
     public init() {}
 
     /// Keys as strings (default) or integers.
     public var keyEncodingStrategy: KeyEncodingStrategy {
-        get { storage.withLock { $0.keyEncodingStrategy } }
-        set { storage.withLock { $0.keyEncodingStrategy = newValue } }
+        get { storage.withLock { $0.options.keyEncodingStrategy } }
+        set { storage.withLock { $0.options.keyEncodingStrategy = newValue; $0.version += 1 } }
     }
 
     /// Structs as maps (default) or arrays.
     public var structEncodingStrategy: StructEncodingStrategy {
-        get { storage.withLock { $0.structEncodingStrategy } }
-        set { storage.withLock { $0.structEncodingStrategy = newValue } }
+        get { storage.withLock { $0.options.structEncodingStrategy } }
+        set { storage.withLock { $0.options.structEncodingStrategy = newValue; $0.version += 1 } }
     }
 
     /// Dates as timestamps (default) or numbers.
     public var dateEncodingStrategy: DateEncodingStrategy {
-        get { storage.withLock { $0.dateEncodingStrategy } }
-        set { storage.withLock { $0.dateEncodingStrategy = newValue } }
+        get { storage.withLock { $0.options.dateEncodingStrategy } }
+        set { storage.withLock { $0.options.dateEncodingStrategy = newValue; $0.version += 1 } }
     }
 
     /// Whether dictionary keys are written in sorted order (the default): strings by
@@ -87,14 +94,14 @@ public final class MessagePackEncoder: Sendable {
     /// that differs from process to process; sorting makes equal values give equal
     /// bytes. Turn it off to save the sort when the bytes need not be compared.
     public var sortsDictionaryKeys: Bool {
-        get { storage.withLock { $0.sortsDictionaryKeys } }
-        set { storage.withLock { $0.sortsDictionaryKeys = newValue } }
+        get { storage.withLock { $0.options.sortsDictionaryKeys } }
+        set { storage.withLock { $0.options.sortsDictionaryKeys = newValue; $0.version += 1 } }
     }
 
     /// Values for `Encodable` implementations to read from `encoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: any Sendable] {
-        get { storage.withLock { $0.userInfo } }
-        set { storage.withLock { $0.userInfo = newValue } }
+        get { storage.withLock { $0.options.userInfo } }
+        set { storage.withLock { $0.options.userInfo = newValue; $0.version += 1 } }
     }
 
     /// Encodes a value as MessagePack.
@@ -111,13 +118,18 @@ public final class MessagePackEncoder: Sendable {
     /// call: the caller copies them where it needs them (behind a frame header, say)
     /// without an array in between.
     package func withEncoded<T: Encodable, R>(_ value: T, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        let options = storage.withLock { $0 }
-        let encoder = spare.withLock { $0.take() } ?? _MessagePackEncoder(options: options)
-        encoder.options = options
+        let encoder = storage.withLock { shared in
+            let encoder = shared.spare.take() ?? _MessagePackEncoder(options: shared.options)
+            if encoder.optionsVersion != shared.version {
+                encoder.options = shared.options
+                encoder.optionsVersion = shared.version
+            }
+            return encoder
+        }
         let result = try encoder.encodeTopLevel(value) { try body($0.bytes) }
         // Kept with its buffers for the next call, unless they grew large.
         if encoder.retainedCapacity <= Self.retainedCapacityLimit {
-            spare.withLock { $0 = encoder }
+            storage.withLock { $0.spare = encoder }
         }
         return result
     }

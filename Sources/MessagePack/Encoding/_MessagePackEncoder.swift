@@ -49,6 +49,8 @@ final class _MessagePackEncoder: Encoder {
             integerKeys = options.keyEncodingStrategy == .integer
         }
     }
+    /// Which version of its `MessagePackEncoder`'s options `options` is.
+    var optionsVersion = 0
     /// The options read on every field, as plain flags.
     private(set) var structsAsArrays = false
     private(set) var integerKeys = false
@@ -263,9 +265,13 @@ final class _MessagePackEncoder: Encoder {
         if T.self == Bool.self { out.packBool(_cast(value, Bool.self)); return }
         if T.self == Date.self { try encodeDate(_cast(value, Date.self), into: out, path: path()); return }
         if T.self == Data.self {
-            let data = _cast(value, Data.self)
-            try _checkLength(data.count, of: data, codingPath: path().path)
-            data.withUnsafeBytes { out.packBinary($0) }
+            // One access to the Data (each copy of one is a retain and a release).
+            let tooLong: Int? = _cast(value, Data.self).withUnsafeBytes { bytes in
+                guard bytes.count <= Int(UInt32.max) else { return bytes.count }
+                out.packBinary(bytes)
+                return nil
+            }
+            if let tooLong { try _checkLength(tooLong, of: value, codingPath: path().path) }
             return
         }
         if T.self == [UInt8].self {
