@@ -207,27 +207,36 @@ private func _precedes(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer
 /// A string-keyed map's pairs, keys sorted by their UTF-8 bytes; specialized per value type.
 @inline(__always)
 private func _encodeSorted<V>(_ map: [String: V], into out: _Packer, value pack: (V) -> Void) {
-    var pairs = Array(map)
-    if pairs.count <= 16 {
-        // An insertion sort: for the few keys a struct-like map has, the standard
-        // sort's machinery costs more than the comparisons.
-        pairs.withUnsafeMutableBufferPointer { pairs in
-            for index in pairs.indices.dropFirst() {
-                let pair = pairs[index]
-                var slot = index
-                while slot > 0 && _utf8Precedes(pair.key, pairs[slot - 1].key) {
-                    pairs[slot] = pairs[slot - 1]
-                    slot -= 1
-                }
-                pairs[slot] = pair
-            }
+    guard map.count <= 16 else {
+        for (key, value) in map.sorted(by: { _utf8Precedes($0.key, $1.key) }) {
+            out.packString(key)
+            pack(value)
         }
-    } else {
-        pairs.sort { _utf8Precedes($0.key, $1.key) }
+        return
     }
-    for (key, value) in pairs {
-        out.packString(key)
-        pack(value)
+    // The few keys of a struct-like map: their positions in the dictionary, on the
+    // stack, put in order by an insertion sort. No array, and none of the standard
+    // sort's machinery, which costs more than the comparisons here.
+    withUnsafeTemporaryAllocation(of: Dictionary<String, V>.Index.self, capacity: map.count) { order in
+        var count = 0
+        var position = map.startIndex
+        while position != map.endIndex {
+            let key = map[position].key
+            var slot = count
+            while slot > 0 && _utf8Precedes(key, map[order[slot - 1]].key) {
+                order.initializeElement(at: slot, to: order.moveElement(from: slot - 1))
+                slot -= 1
+            }
+            order.initializeElement(at: slot, to: position)
+            count += 1
+            map.formIndex(after: &position)
+        }
+        for index in 0..<count {
+            let (key, value) = map[order[index]]
+            out.packString(key)
+            pack(value)
+        }
+        _ = order.prefix(count).deinitialize()
     }
 }
 
