@@ -106,8 +106,12 @@ public final class ChildProcess: Sendable {
         do {
             status = try _reap(pid, block: block)
         } catch {
-            // ECHILD: another thread's join reaped it first.
-            if error == .noChildProcess, let termination { return termination }
+            guard error == .noChildProcess else { throw error }
+            // ECHILD: another thread's wait reaped it, and is about to store how it ended.
+            for _ in 0..<1000 {
+                if let termination { return termination }
+                usleep(1000)
+            }
             throw error
         }
         guard let status else { return nil }
