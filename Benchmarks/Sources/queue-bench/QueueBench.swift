@@ -186,8 +186,10 @@ if arguments.first == "--codec" {
 if let flag = arguments.firstIndex(of: "--only"), flag + 1 < arguments.count {
     let mode = arguments[flag + 1]
     let (items, producers, large) = mode == "large" ? (2_000, 1, true) : (200_000, mode == "multi" ? 4 : 1, false)
-    let result = try run(items: items, producers: producers, consumers: producers, large: large)
-    print("\(mode): \(Int(result.0)) items/s, \(Int(result.1)) MiB/s")
+    for _ in 0..<(arguments.firstIndex(of: "--runs").flatMap { $0 + 1 < arguments.count ? Int(arguments[$0 + 1]) : nil } ?? 1) {
+        let result = try run(items: items, producers: producers, consumers: producers, large: large)
+        print("\(mode): \(Int(result.0)) items/s, \(Int(result.1)) MiB/s")
+    }
     exit(0)
 }
 let positional = arguments.indices.filter { !arguments[$0].hasPrefix("--") && ($0 == 0 || arguments[$0 - 1] != "--runs") }

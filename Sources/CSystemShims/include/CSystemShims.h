@@ -83,6 +83,7 @@ typedef struct swiftmp_queue_control {
     uint32_t not_full_waiters;
     uint32_t all_done_seq;       // changes when unfinished reaches 0
     uint32_t all_done_waiters;
+    int64_t void_count;          // marks in void_frames: readers look only when there are any
     int64_t void_frames[SWIFTMP_VOID_SLOTS];  // numbers (1-based) of frames padded out after their writer died; 0: free
     uint8_t read_ahead[SWIFTMP_READ_AHEAD];
 } swiftmp_queue_control;

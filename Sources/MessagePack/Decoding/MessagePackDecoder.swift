@@ -38,29 +38,36 @@ public final class MessagePackDecoder: Sendable {
         var userInfo: [CodingUserInfoKey: any Sendable] = [:]
     }
 
-    private let storage = Mutex(Options())
-    /// A decoder kept from the last call, with its msgpack-c zone and the types it
-    /// found need no special handling. One call at a time takes it.
-    private let spare = Mutex<_MessagePackDecoder?>(nil)
+    /// The options, and a decoder kept from the last call with its msgpack-c zone and
+    /// what it learned of the types it met (one call at a time takes it). One lock
+    /// for both: a `decode` takes it twice.
+    private struct Shared: ~Copyable {
+        var options = Options()
+        /// Counts changes of `options`: a spare decoder whose copy is older gets a new one.
+        var version = 0
+        var spare: _MessagePackDecoder?
+    }
+
+    private let storage = Mutex(Shared())
 
     public init() {}
 
     /// Dates from timestamps (default) or numbers.
     public var dateDecodingStrategy: DateDecodingStrategy {
-        get { storage.withLock { $0.dateDecodingStrategy } }
-        set { storage.withLock { $0.dateDecodingStrategy = newValue } }
+        get { storage.withLock { $0.options.dateDecodingStrategy } }
+        set { storage.withLock { $0.options.dateDecodingStrategy = newValue; $0.version += 1 } }
     }
 
     /// Bounds on nesting and lengths, checked before anything is allocated.
     public var limits: MessagePackLimits {
-        get { storage.withLock { $0.limits } }
-        set { storage.withLock { $0.limits = newValue } }
+        get { storage.withLock { $0.options.limits } }
+        set { storage.withLock { $0.options.limits = newValue; $0.version += 1 } }
     }
 
     /// Values for `Decodable` implementations to read from `decoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: any Sendable] {
-        get { storage.withLock { $0.userInfo } }
-        set { storage.withLock { $0.userInfo = newValue } }
+        get { storage.withLock { $0.options.userInfo } }
+        set { storage.withLock { $0.options.userInfo = newValue; $0.version += 1 } }
     }
 
     /// Decodes a value from MessagePack bytes that hold exactly that one value.
@@ -89,15 +96,21 @@ public final class MessagePackDecoder: Sendable {
     /// lives: a large `Data` in the value then refers to them (and keeps `owner`)
     /// instead of being copied.
     package func decode<T: Decodable>(_ type: T.Type, from buffer: UnsafeRawBufferPointer, owner: AnyObject?) throws -> T {
-        let options = storage.withLock { $0 }
-        let decoder = spare.withLock { $0.take() } ?? _MessagePackDecoder(options: options)
+        let (decoder, limits) = storage.withLock { shared in
+            let decoder = shared.spare.take() ?? _MessagePackDecoder(options: shared.options)
+            if decoder.optionsVersion != shared.version {
+                decoder.options = shared.options
+                decoder.optionsVersion = shared.version
+            }
+            return (decoder, decoder.options.limits)
+        }
         defer {
             decoder.zone.clear()
             decoder.bytesOwner = nil
-            spare.withLock { $0 = decoder }
+            storage.withLock { $0.spare = decoder }
         }
-        let root = try decoder.zone.parse(buffer, limits: options.limits)
-        decoder.reset(options: options, root: root)
+        let root = try decoder.zone.parse(buffer, limits: limits)
+        decoder.reset(root: root)
         decoder.bytesOwner = owner
         let value = try decoder.decodeValue(T.self, from: root, path: .root)
         return value

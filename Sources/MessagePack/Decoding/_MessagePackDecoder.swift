@@ -13,6 +13,8 @@ import CMsgPack
 /// so a nested value costs no decoder object of its own.
 final class _MessagePackDecoder: Decoder {
     var options: MessagePackDecoder.Options
+    /// Which version of its `MessagePackDecoder`'s options `options` is.
+    var optionsVersion = 0
     // Touched only by the thread running this decode (see _MessagePackEncoder).
     @exclusivity(unchecked) private(set) var current: msgpack_object
     @exclusivity(unchecked) private(set) var path: _CodingPathNode = .root
@@ -38,8 +40,7 @@ final class _MessagePackDecoder: Decoder {
     }
 
     /// Readies a finished decoder for another call.
-    func reset(options: MessagePackDecoder.Options, root: msgpack_object) {
-        self.options = options
+    func reset(root: msgpack_object) {
         current = root
         path = .root
         hint = (nil, 0)

@@ -24,7 +24,7 @@ extension Queue {
     public func get(timeout: Duration? = nil) throws -> Element {
         guard !isClosed else { throw QueueError.closed }
         let deadline = timeout.map { ContinuousClock.now + $0 }
-        let limit = maxFrameLength  // read before the read lock: `local` is not taken under it
+        let limit = maxFrameLength
         if try control.lock(control.readLock, timeout: timeout) == .timedOut { throw QueueError.empty }
         let payload: _Payload
         do {

@@ -34,9 +34,12 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     /// The longest item (in bytes of MessagePack) `get` accepts in this process,
     /// checked before anything is allocated for it. Default: 1 GiB.
     public var maxFrameLength: Int {
-        get { local.withLock { $0.maxFrameLength } }
-        set { local.withLock { $0.maxFrameLength = newValue } }
+        get { frameLengthLimit.load(ordering: .relaxed) }
+        set { frameLengthLimit.store(newValue, ordering: .relaxed) }
     }
+    // Read on every put and get: atomics, not the lock of `local`.
+    private let frameLengthLimit = Atomic<Int>(Connection.defaultMaxFrameLength)
+    private let closed = Atomic<Bool>(false)
     let control: _ControlBlock
     let reader: FileDescriptor
     let writer: FileDescriptor
@@ -61,8 +64,6 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         var startScheduled = false
         /// Arrays of large frames already written, for `makeFrame` to reuse.
         var spareFrames: [[UInt8]] = []
-        var closed = false
-        var maxFrameLength = Connection.defaultMaxFrameLength
     }
 
     /// A queue holding at most `maxsize` items (0 or less, the default: no limit, as in Python).
@@ -122,10 +123,10 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     /// Closes the queue in this process: `put` and `get` here then throw `.closed`.
     /// Frames already put are still written (Python's `close()`); other processes go on.
     public func close() {
-        local.withLock { $0.closed = true }
+        closed.store(true, ordering: .relaxed)
     }
 
-    var isClosed: Bool { local.withLock { $0.closed } }
+    var isClosed: Bool { closed.load(ordering: .relaxed) }
 
     /// Waits until this process's put items are all in the pipe, up to `timeout`
     /// (nil: as long as it takes). Python's `join_thread()`.

@@ -169,22 +169,29 @@ final class _ControlBlock: @unchecked Sendable {
         guard number > 0 else { return false }
         let slots = voidSlots
         for index in 0..<slots.count where swiftmp_load64(slots.baseAddress! + index) == number { return true }
+        // Counted before it is marked: killed in between, readers look once too often, never too seldom.
+        swiftmp_add64(voidCount, 1)
         for index in 0..<slots.count where swiftmp_replace64(slots.baseAddress! + index, 0, number) { return true }
+        swiftmp_add64(voidCount, -1)
         return false
     }
 
     /// Whether frame `number`, which a reader has just taken, is a dead writer's,
     /// padded out. Forgets it, and any mark for a frame already passed.
     func takeVoid(_ number: Int64) -> Bool {
+        guard swiftmp_load64(voidCount) > 0 else { return false }  // the common case: one load
         let slots = voidSlots
         var found = false
         for index in 0..<slots.count {
             let mark = swiftmp_load64(slots.baseAddress! + index)
             guard mark != 0, mark <= number, swiftmp_replace64(slots.baseAddress! + index, mark, 0) else { continue }
+            swiftmp_add64(voidCount, -1)
             found = found || mark == number
         }
         return found
     }
+
+    private var voidCount: UnsafeMutablePointer<Int64> { field(\.void_count) }
 
     private var voidSlots: UnsafeMutableBufferPointer<Int64> {
         UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer(field(\.void_frames)).assumingMemoryBound(to: Int64.self), count: Int(SWIFTMP_VOID_SLOTS))
