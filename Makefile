@@ -18,9 +18,11 @@ test:
 	swift build --build-tests
 	swift test --skip-build
 
-# The codec benchmark (release mode), and the reference measurements it is compared with.
+# The benchmarks (release mode): the codec against JSON and msgpack-c by hand, then
+# queues between processes against Python's multiprocessing.Queue and a C pipe floor.
 bench: deps
 	swift run -c release --package-path Benchmarks codec-bench
+	swift run -c release --package-path Benchmarks queue-bench
 
 # Regenerates Fixtures/messagepack with Python's msgpack (the output is committed).
 fixtures:

@@ -154,7 +154,7 @@ func reference(_ command: [String], key: String) -> Double? {
 
 // `--only small|large|multi` runs one mode of ours alone (for profiling); `--codec`
 // times the codec and the queue in one process; `--runs N` sets the runs per median
-// (default 5); any other argument is the folder of the reference programs.
+// (default 7); any other argument is the folder of the reference programs.
 var arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "--codec" {
     // The codec's share of a small item: encode and decode of one Item, in this process.
@@ -214,7 +214,7 @@ func fmt(_ value: Double?, _ digits: Int = 0) -> String {
 
 /// Runs per measurement; each number in the table is the median of these. Ours and the
 /// references take turns, so a noisy moment on the machine falls on both.
-let runs = arguments.firstIndex(of: "--runs").flatMap { $0 + 1 < arguments.count ? Int(arguments[$0 + 1]) : nil } ?? 5
+let runs = arguments.firstIndex(of: "--runs").flatMap { $0 + 1 < arguments.count ? Int(arguments[$0 + 1]) : nil } ?? 7
 
 func median(_ values: [Double?]) -> Double? {
     let known = values.compactMap { $0 }.sorted()
