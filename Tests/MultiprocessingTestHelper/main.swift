@@ -78,10 +78,10 @@ let entries: [any ChildProcessEntry] = [
     ChildProcess.Entry("simple-put") { (queue: SimpleQueue<String>) in
         try queue.put("hello")
     },
-    // Puts one blob, says so, and waits to be killed (its writer thread is then still
-    // writing the blob, if the pipe cannot hold all of it).
+    // Puts blobs, says so, and waits to be killed (its writer thread is then still
+    // writing them, if the pipe cannot hold them all).
     ChildProcess.Entry("blob-put-and-wait") { (work: BlobWork) in
-        try work.queue.put(Blob.pattern(work.size))
+        for _ in 0..<work.count { try work.queue.put(Blob.pattern(work.size)) }
         try work.results.send("put")
         while true { pause() }
     },

@@ -41,12 +41,15 @@ public struct Tally: Codable, Sendable, Equatable {
     public init(count: Int = 0, sum: Int = 0) { (self.count, self.sum) = (count, sum) }
 }
 
-/// Blobs through a queue: `size` bytes of `Blob.pattern`.
+/// Blobs through a queue: `count` blobs of `size` bytes of `Blob.pattern`.
 public struct BlobWork: Codable, Sendable {
     public var queue: Queue<[UInt8]>
     public var results: Connection
     public var size: Int
-    public init(queue: Queue<[UInt8]>, results: Connection, size: Int) { (self.queue, self.results, self.size) = (queue, results, size) }
+    public var count: Int
+    public init(queue: Queue<[UInt8]>, results: Connection, size: Int, count: Int = 1) {
+        (self.queue, self.results, self.size, self.count) = (queue, results, size, count)
+    }
 }
 
 public enum Blob {

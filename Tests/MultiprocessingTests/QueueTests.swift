@@ -272,6 +272,24 @@ struct QueueRecoveryTests {
         #expect(try queue.get(timeout: .seconds(60)) == [5, 6])
     }
 
+    @Test("a producer killed with items its writer thread had yet to write: their slots are freed for the others")
+    func killedWithItemsWaiting() throws {
+        let queue = try Queue<[UInt8]>(maxsize: 4)
+        let (mine, theirs) = try Connection.pipe()
+        // Four 1 MiB items: the pipe holds about one; the rest wait in the child's writer thread.
+        let writer = try ChildProcess.start(executable: helper, entry: "blob-put-and-wait", argument: BlobWork(queue: queue, results: theirs, size: 1 << 20, count: 4))
+        theirs.close()
+        #expect(try mine.receive(String.self, timeout: .seconds(60)) == "put")
+        usleep(300_000)
+        #expect(queue.isFull)
+        try writer.kill()
+        #expect(try writer.join(timeout: .seconds(60)) == .signaled(SIGKILL))
+        // Full, until a waiting put finds the dead producer and frees the slots of its unwritten items.
+        try queue.put([7], timeout: .seconds(30))
+        #expect(try queue.get(timeout: .seconds(60)) == [7])  // the half-written item is passed by
+        #expect(queue.count == 0)
+    }
+
     @Test("after moving items between several processes, a process has the same descriptors open, nothing new in /dev/shm, and no child unreaped")
     func noLeaks() throws {
         // Run in a child of its own: this test process has other suites opening files and starting children meanwhile.

@@ -32,6 +32,16 @@ int swiftmp_mutex_clocklock(pthread_mutex_t *mutex, const struct timespec *deadl
 #define SWIFTMP_READ_AHEAD 65536
 /// Frames a dead writer left unfinished that readers have yet to pass.
 #define SWIFTMP_VOID_SLOTS 16
+/// Processes whose frames wait in their writer thread, counted (see `swiftmp_writer`).
+#define SWIFTMP_WRITER_SLOTS 64
+
+/// A process that put items whose frames are not yet in the pipe (they wait in its
+/// writer thread), and how many. If the process dies, another frees their slots.
+typedef struct swiftmp_writer {
+    int32_t pid;                 // 0: a free entry
+    int32_t unused;
+    int64_t pending;
+} swiftmp_writer;
 
 /// What readers have taken from the pipe. Changed only under the read lock, and
 /// only by `swiftmp_commit_read`, so that a reader killed at any instruction
@@ -85,6 +95,7 @@ typedef struct swiftmp_queue_control {
     uint32_t all_done_waiters;
     int64_t void_count;          // marks in void_frames: readers look only when there are any
     int64_t void_frames[SWIFTMP_VOID_SLOTS];  // numbers (1-based) of frames padded out after their writer died; 0: free
+    swiftmp_writer writers[SWIFTMP_WRITER_SLOTS];
     uint8_t read_ahead[SWIFTMP_READ_AHEAD];
 } swiftmp_queue_control;
 
@@ -130,6 +141,13 @@ static inline bool swiftmp_replace64(int64_t *value, int64_t expected, int64_t d
     return __atomic_compare_exchange_n(value, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 static inline uint32_t swiftmp_load32(const uint32_t *value) { return __atomic_load_n(value, __ATOMIC_SEQ_CST); }
+static inline int64_t swiftmp_exchange64(int64_t *value, int64_t new_value) { return __atomic_exchange_n(value, new_value, __ATOMIC_SEQ_CST); }
+static inline int32_t swiftmp_load32s(const int32_t *value) { return __atomic_load_n(value, __ATOMIC_SEQ_CST); }
+static inline bool swiftmp_replace32s(int32_t *value, int32_t expected, int32_t desired) {
+    return __atomic_compare_exchange_n(value, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+/// The writers table (too large an array of structs for Swift to import as a field, indexed).
+static inline swiftmp_writer *swiftmp_writers(swiftmp_queue_control *control) { return control->writers; }
 static inline void swiftmp_add32(uint32_t *value, int32_t delta) { __atomic_add_fetch(value, (uint32_t)delta, __ATOMIC_SEQ_CST); }
 
 /// Locks a robust mutex, waiting until `deadline` (CLOCK_MONOTONIC; NULL: forever).

@@ -216,6 +216,15 @@ func _signal(_ pid: pid_t, _ signal: CInt) throws(Errno) {
     _ = try _retrying { Glibc.kill(pid, signal) }
 }
 
+/// Whether a process with this id exists (a zombie, not yet reaped, does). The
+/// corresponding C function is `kill` with signal 0.
+func _processExists(_ pid: pid_t) -> Bool {
+    Glibc.kill(pid, 0) == 0 || errno != ESRCH
+}
+
+/// This process's id. The corresponding C function is `getpid`.
+let _processID: pid_t = getpid()
+
 /// Ends this process at once with `code` (used by a child after its entry ran;
 /// `exit` flushes stdio first).
 func _exit(code: CInt) -> Never {

@@ -109,6 +109,13 @@ extension Queue {
             if state.pendingStart == state.pending.count && !state.writing && !gathering && writeNow(frame) { return true }
             state.pending.append(frame)
             state.pendingBytes += frame.count
+            // Counted in the control block too, so that if this process is killed before
+            // they are written, another can free their slots.
+            if !state.claimedWriterEntry {
+                state.claimedWriterEntry = true  // once: a frame counted is one uncounted later
+                state.writerEntry = control.writerEntry()
+            }
+            if let entry = state.writerEntry { swiftmp_add64(_ControlBlock.pending(of: entry), 1) }
             if state.writing { return false }
             if !gathering || state.pendingBytes >= Int(PIPE_BUF) {
                 state.writing = true
@@ -174,10 +181,16 @@ extension Queue {
             }
             guard var next else { return }
             var begun = false  // a large frame, begun in the write record
+            let entry = local.withLock { $0.writerEntry }
+            var counted = entry != nil  // still counted as waiting in the control block
             do {
                 _ = try control.lock(control.writeLock, timeout: nil)
                 defer { control.unlock(control.writeLock) }
                 if control.writeRecord.total != 0 { try finishAbandonedWrite() }
+                // No longer counted as waiting, just before they are written: killed in
+                // between, their slots stay taken (as in Python's queue), never freed twice.
+                if counted, let entry { swiftmp_add64(_ControlBlock.pending(of: entry), -Int64(next.count)) }
+                counted = false
                 if let large = next.large {
                     begun = true
                     try writeLarge(large)
@@ -186,6 +199,8 @@ extension Queue {
                 }
             } catch {
                 _writeStandardError("swift-multiprocessing: \(next.count) queue item(s) could not be written (\(error)); they are dropped.")
+                if counted, let entry { swiftmp_add64(_ControlBlock.pending(of: entry), -Int64(next.count)) }
+                counted = false
                 if !begun {
                     // Nothing of them reached the pipe: their slots and tasks are freed.
                     swiftmp_add64(control.put, -Int64(next.count))

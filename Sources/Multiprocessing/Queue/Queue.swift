@@ -64,6 +64,9 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         var startScheduled = false
         /// Arrays of large frames already written, for `makeFrame` to reuse.
         var spareFrames: [[UInt8]] = []
+        /// Where the control block counts this process's pending frames (claimed on first use).
+        var writerEntry: UnsafeMutablePointer<swiftmp_writer>?
+        var claimedWriterEntry = false
     }
 
     /// A queue holding at most `maxsize` items (0 or less, the default: no limit, as in Python).

@@ -119,7 +119,11 @@ final class _ControlBlock: @unchecked Sendable {
     func wait(for event: Event, until deadline: timespec?, while blocked: () -> Bool) throws(Errno) -> Bool {
         swiftmp_add32(event.waiters, 1)
         defer { swiftmp_add32(event.waiters, -1) }
+        var stalled = false
         while true {
+            // A second without a change: items a dead process left unwritten may hold
+            // the slots or tasks waited for, and no one else frees them.
+            if stalled { reclaimDeadWriters() }
             // Read the word before checking: a change after the check makes the wait return at once.
             let seen = swiftmp_load32(event.sequence)
             guard blocked() else { return true }
@@ -131,7 +135,7 @@ final class _ControlBlock: @unchecked Sendable {
             let result = swiftmp_futex_wait(event.sequence, seen, &limit)
             switch result {
             case 0, EINTR: continue
-            case ETIMEDOUT where !capped: continue
+            case ETIMEDOUT where !capped: stalled = true
             case ETIMEDOUT: return !blocked()
             default: throw Errno(rawValue: result)
             }
@@ -189,6 +193,44 @@ final class _ControlBlock: @unchecked Sendable {
             found = found || mark == number
         }
         return found
+    }
+
+    // MARK: Frames waiting in a process
+
+    /// This process's entry in the writers table, claimed on first use; nil when
+    /// the table is full (its waiting frames are then not counted: if it dies, their
+    /// slots stay taken, as they would in Python's queue).
+    func writerEntry() -> UnsafeMutablePointer<swiftmp_writer>? {
+        let table = swiftmp_writers(pointer)!
+        let entries = (0..<Int(SWIFTMP_WRITER_SLOTS)).map { table + $0 }
+        if let mine = entries.first(where: { swiftmp_load32s(Self.pid(of: $0)) == _processID }) { return mine }
+        return entries.first { swiftmp_replace32s(Self.pid(of: $0), 0, _processID) }
+    }
+
+    /// The number of frames waiting in the process of `entry`.
+    static func pending(of entry: UnsafeMutablePointer<swiftmp_writer>) -> UnsafeMutablePointer<Int64> {
+        (UnsafeMutableRawPointer(entry) + MemoryLayout<swiftmp_writer>.offset(of: \.pending)!).assumingMemoryBound(to: Int64.self)
+    }
+
+    private static func pid(of entry: UnsafeMutablePointer<swiftmp_writer>) -> UnsafeMutablePointer<Int32> {
+        (UnsafeMutableRawPointer(entry) + MemoryLayout<swiftmp_writer>.offset(of: \.pid)!).assumingMemoryBound(to: Int32.self)
+    }
+
+    /// Frees the slots (and tasks) of frames that waited in a process that is gone:
+    /// it was killed before its writer thread could write them.
+    func reclaimDeadWriters() {
+        let table = swiftmp_writers(pointer)!
+        for index in 0..<Int(SWIFTMP_WRITER_SLOTS) {
+            let entry = table + index
+            let pid = swiftmp_load32s(Self.pid(of: entry))
+            guard pid != 0, pid != _processID, !_processExists(pid) else { continue }
+            let lost = swiftmp_exchange64(Self.pending(of: entry), 0)
+            _ = swiftmp_replace32s(Self.pid(of: entry), pid, 0)
+            guard lost > 0 else { continue }
+            swiftmp_add64(put, -lost)
+            signal(notFull)
+            if swiftmp_add64(unfinished, -lost) <= 0 { signal(allDone) }
+        }
     }
 
     private var voidCount: UnsafeMutablePointer<Int64> { field(\.void_count) }
