@@ -20,14 +20,16 @@ struct _TypeCache<Special> {
         kinds.reserveCapacity(capacity)
     }
 
-    func kind(of type: ObjectIdentifier) -> Kind? {
-        for index in types.indices where types[index] == type { return kinds[index] }
-        return nil
-    }
-
-    mutating func learn(_ type: ObjectIdentifier, _ kind: Kind) {
-        guard types.count < capacity else { return }
-        types.append(type)
-        kinds.append(kind)
+    /// What `type` needs: remembered, or found by `special` (the dynamic cast) and then remembered.
+    @inline(__always)
+    mutating func kind(of type: Any.Type, finding special: () -> Special?) -> Kind {
+        let id = ObjectIdentifier(type)
+        for index in types.indices where types[index] == id { return kinds[index] }
+        let kind: Kind = special().map { .special($0) } ?? .plain
+        if types.count < capacity {
+            types.append(id)
+            kinds.append(kind)
+        }
+        return kind
     }
 }

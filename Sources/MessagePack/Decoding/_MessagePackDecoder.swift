@@ -100,14 +100,7 @@ final class _MessagePackDecoder: Decoder {
         if T.self == [String: Bool].self { return _cast(try _stringMap(object, path()) { try self.bool($0, $1()) }, T.self) }
         // Other scalars, Foundation types, optionals, arrays and dictionaries: found by
         // one dynamic cast per type, then remembered.
-        let type = ObjectIdentifier(T.self)
-        let kind: _TypeCache<any _MessagePackDecodeSpecially.Type>.Kind
-        if let known = types.kind(of: type) {
-            kind = known
-        } else {
-            kind = (T.self as? any _MessagePackDecodeSpecially.Type).map { .special($0) } ?? .plain
-            types.learn(type, kind)
-        }
+        let kind = types.kind(of: T.self) { T.self as? any _MessagePackDecodeSpecially.Type }
         if case .special(let special) = kind {
             func decode<S: _MessagePackDecodeSpecially>(_: S.Type) throws -> T {
                 _cast(try S.decodeSpecially(from: object, decoder: self, path: path()), T.self)

@@ -286,14 +286,7 @@ final class _MessagePackEncoder: Encoder {
         // Other scalars, Foundation types, optionals, arrays and dictionaries: found by
         // one dynamic cast per type, then remembered (a cast costs more than the rest
         // of a small struct's encoding).
-        let type = ObjectIdentifier(T.self)
-        let kind: _TypeCache<any _MessagePackEncodeSpecially.Type>.Kind
-        if let known = types.kind(of: type) {
-            kind = known
-        } else {
-            kind = (T.self as? any _MessagePackEncodeSpecially.Type).map { .special($0) } ?? .plain
-            types.learn(type, kind)
-        }
+        let kind = types.kind(of: T.self) { T.self as? any _MessagePackEncodeSpecially.Type }
         if case .special(let special) = kind {
             func encode<S: _MessagePackEncodeSpecially>(_: S.Type) throws {
                 try _cast(value, S.self).encodeSpecially(into: self, parent: parent, path: path())
