@@ -12,11 +12,13 @@ demo: deps
 	.build/debug/Shop
 
 # `swift build` first: the tool tests run the built `msgpack` executable.
-# Python's msgpack lets the tests check that a Python process reads our frames.
+# Python's msgpack lets the tests check that a Python process reads our frames. One
+# test at a time: after each multi-process test, the leak check compares this
+# process's descriptors, /dev/shm and children with what they were before.
 test:
 	./Scripts/install-dependencies.sh --python
 	swift build --build-tests
-	swift test --skip-build
+	SWIFT_MULTIPROCESSING_LEAK_CHECK=1 swift test --skip-build --no-parallel
 
 # The benchmarks (release mode): the codec against JSON and msgpack-c by hand, then
 # queues between processes against Python's multiprocessing.Queue and a C pipe floor.

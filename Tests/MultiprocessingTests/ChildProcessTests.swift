@@ -9,7 +9,7 @@ let helper = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     .deletingLastPathComponent().appendingPathComponent("MultiprocessingTestHelper").path
 
 /// Real child processes, started from the tests through the helper executable.
-@Suite("Child processes", .serialized)
+@Suite("Child processes", .serialized, .checksLeaks)
 struct ChildProcessTests {
     @Test("a child gets a struct holding a connection, and answers through it")
     func greet() throws {

@@ -36,7 +36,7 @@ let pythonWithMsgpack: String? = {
     return process.terminationStatus == 0 ? "python3" : nil
 }()
 
-@Suite("Frames and connections")
+@Suite("Frames and connections", .checksLeaks)
 struct ConnectionTests {
     @Test("headers are Python's: 4-byte big-endian length; -1 and an 8-byte length above 0x7fffffff")
     func headers() throws {
@@ -216,7 +216,7 @@ struct ConnectionTests {
     }
 }
 
-@Suite("README: connections")
+@Suite("README: connections", .checksLeaks)
 struct ConnectionReadmeTests {
     @Test("the README's connection example, as written there")
     func example() throws {

@@ -35,7 +35,7 @@ func collect(_ consumers: (results: [Connection], children: [ChildProcess])) thr
 }
 
 /// Queues between real processes (the helper executable is the child).
-@Suite("Queues between processes", .serialized)
+@Suite("Queues between processes", .serialized, .checksLeaks)
 struct QueueTests {
     /// Starts `consumers` consumer children and `producers` producer children moving
     /// `total` integers (0..<total) through `queue`; returns what the consumers took.
@@ -213,7 +213,7 @@ struct QueueTests {
 }
 
 /// Large items, writers that die in the middle of one, and what a process leaves behind.
-@Suite("Queues: large items, dead writers, leaks", .serialized)
+@Suite("Queues: large items, dead writers, leaks", .serialized, .checksLeaks)
 struct QueueRecoveryTests {
     @Test("a 64 MiB item crosses a queue to another process intact")
     func largeItem() throws {
@@ -305,7 +305,7 @@ struct QueueRecoveryTests {
     }
 }
 
-@Suite("Queue limits")
+@Suite("Queue limits", .checksLeaks)
 struct QueueLimitTests {
     @Test("an item over the reader's maximum frame length is refused before it is allocated")
     func frameTooLong() throws {
