@@ -38,8 +38,9 @@ int swiftmp_mutex_clocklock(pthread_mutex_t *mutex, const struct timespec *deadl
 /// A process that put items whose frames are not yet in the pipe (they wait in its
 /// writer thread), and how many. If the process dies, another frees their slots.
 typedef struct swiftmp_writer {
-    int32_t pid;                 // 0: a free entry
+    int32_t pid;                 // 0: a free entry; -1: being claimed or freed
     int32_t unused;
+    int64_t start;               // the process's start time, so a reused pid is not taken for it
     int64_t pending;
 } swiftmp_writer;
 

@@ -107,11 +107,13 @@ public final class MessagePackDecoder: Sendable {
         defer {
             decoder.zone.clear()
             decoder.bytesOwner = nil
+            if !decoder.views.isEmpty { decoder.views.removeAll() }
             storage.withLock { $0.spare = decoder }
         }
         let root = try decoder.zone.parse(buffer, limits: limits)
         decoder.reset(root: root)
         decoder.bytesOwner = owner
+        decoder.bytesOwnerCount = buffer.count
         let value = try decoder.decodeValue(T.self, from: root, path: .root)
         return value
     }

@@ -23,8 +23,13 @@ final class _MessagePackDecoder: Decoder {
 
     /// Where msgpack-c parses the input; made on first use (not for super decoders).
     lazy var zone = _ReusableZone()
-    /// Who keeps the input bytes alive, when a large `Data` may refer to them (see `data`).
+    /// Who keeps the input bytes alive, when a large `Data` may refer to them (see `data`),
+    /// and how many bytes they are.
     var bytesOwner: AnyObject?
+    var bytesOwnerCount = 0
+    /// The views made of the input in this call, by where they start: the same bytes
+    /// decoded twice give one `Data`, so changing one copy never changes another.
+    @exclusivity(unchecked) var views: [UnsafeRawPointer: Data] = [:]
     /// What each type met so far needs: its special form, or none (kept while this decoder is reused).
     @exclusivity(unchecked) private var types = _TypeCache<any _MessagePackDecodeSpecially.Type>()
 
@@ -103,7 +108,8 @@ final class _MessagePackDecoder: Decoder {
         let kind = types.kind(of: T.self) { T.self as? any _MessagePackDecodeSpecially.Type }
         if case .special(let special) = kind {
             func decode<S: _MessagePackDecodeSpecially>(_: S.Type) throws -> T {
-                _cast(try S.decodeSpecially(from: object, decoder: self, path: path()), T.self)
+                assert(S.self == T.self)  // remembered for T's identity: T itself
+                return _cast(try S.decodeSpecially(from: object, decoder: self, path: path()), T.self)
             }
             return try decode(special)
         }
@@ -177,10 +183,15 @@ final class _MessagePackDecoder: Decoder {
         guard object.type == MSGPACK_OBJECT_BIN else { throw mismatch(Data.self, object, path(), expected: "binary data") }
         let bin = object.via.bin
         guard let start = bin.ptr, bin.size > 0 else { return Data() }
-        if let owner = bytesOwner, bin.size >= 1 << 16 {
-            return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: start), count: Int(bin.size), deallocator: .custom { _, _ in
+        // Only a bin that is most of the input: a small view would keep all of it alive.
+        if let owner = bytesOwner, bin.size >= 1 << 16, Int(bin.size) * 2 >= bytesOwnerCount {
+            let key = UnsafeRawPointer(start)
+            if let view = views[key], view.count == Int(bin.size) { return view }
+            let view = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: start), count: Int(bin.size), deallocator: .custom { _, _ in
                 withExtendedLifetime(owner) {}
             })
+            views[key] = view
+            return view
         }
         return Data(bytes: start, count: Int(bin.size))
     }

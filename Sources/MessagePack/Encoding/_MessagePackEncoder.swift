@@ -289,6 +289,7 @@ final class _MessagePackEncoder: Encoder {
         let kind = types.kind(of: T.self) { T.self as? any _MessagePackEncodeSpecially.Type }
         if case .special(let special) = kind {
             func encode<S: _MessagePackEncodeSpecially>(_: S.Type) throws {
+                assert(S.self == T.self)  // remembered for T's identity: T itself
                 try _cast(value, S.self).encodeSpecially(into: self, parent: parent, path: path())
             }
             return try encode(special)

@@ -216,14 +216,27 @@ func _signal(_ pid: pid_t, _ signal: CInt) throws(Errno) {
     _ = try _retrying { Glibc.kill(pid, signal) }
 }
 
-/// Whether a process with this id exists (a zombie, not yet reaped, does). The
-/// corresponding C function is `kill` with signal 0.
-func _processExists(_ pid: pid_t) -> Bool {
-    Glibc.kill(pid, 0) == 0 || errno != ESRCH
+/// A process's start time (clock ticks after boot, field 22 of /proc/PID/stat), or
+/// nil if it is gone: no such process, or one that has ended and waits to be reaped
+/// (state Z or X). With the pid it names one process, even after the pid is reused.
+func _processStartTime(_ pid: pid_t) -> Int64? {
+    guard let fd = try? _retrying({ open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC) }) else { return nil }
+    defer { _ = Glibc.close(fd) }
+    var bytes = [UInt8](repeating: 0, count: 1024)
+    let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    guard count > 0 else { return nil }
+    // "pid (command) state ppid …": the command may hold spaces and parentheses, so
+    // the fields are counted from the last ')'.
+    let text = bytes[..<count]
+    guard let close = text.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+    let fields = text[(close + 1)...].split(separator: UInt8(ascii: " "))
+    guard fields.count > 19, let state = fields[0].first, state != UInt8(ascii: "Z"), state != UInt8(ascii: "X") else { return nil }
+    return Int64(String(decoding: fields[19], as: UTF8.self))
 }
 
-/// This process's id. The corresponding C function is `getpid`.
+/// This process's id and start time. The corresponding C function is `getpid`.
 let _processID: pid_t = getpid()
+let _processStart: Int64 = _processStartTime(getpid()) ?? 0
 
 /// Ends this process at once with `code` (used by a child after its entry ran;
 /// `exit` flushes stdio first).

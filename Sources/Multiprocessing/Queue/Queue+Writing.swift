@@ -107,14 +107,14 @@ extension Queue {
         let written = local.withLock { state -> Bool in
             let gathering = control.count > backlogForGathering
             if state.pendingStart == state.pending.count && !state.writing && !gathering && writeNow(frame) { return true }
-            state.pending.append(frame)
-            state.pendingBytes += frame.count
             // Counted in the control block too, so that if this process is killed before
-            // they are written, another can free their slots.
-            if !state.claimedWriterEntry {
-                state.claimedWriterEntry = true  // once: a frame counted is one uncounted later
+            // they are written, another can free their slots. The entry is looked for
+            // only when nothing waits, so the frames waiting are all counted, or none.
+            if state.writerEntry == nil && state.pendingStart == state.pending.count {
                 state.writerEntry = control.writerEntry()
             }
+            state.pending.append(frame)
+            state.pendingBytes += frame.count
             if let entry = state.writerEntry { swiftmp_add64(_ControlBlock.pending(of: entry), 1) }
             if state.writing { return false }
             if !gathering || state.pendingBytes >= Int(PIPE_BUF) {

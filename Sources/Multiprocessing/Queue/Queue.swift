@@ -66,7 +66,6 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         var spareFrames: [[UInt8]] = []
         /// Where the control block counts this process's pending frames (claimed on first use).
         var writerEntry: UnsafeMutablePointer<swiftmp_writer>?
-        var claimedWriterEntry = false
     }
 
     /// A queue holding at most `maxsize` items (0 or less, the default: no limit, as in Python).
@@ -105,6 +104,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     deinit {
         // A frame still pending keeps the queue alive (the writer holds it), so
         // nothing is pending here.
+        if let entry = local.withLock({ $0.writerEntry }) { control.releaseWriterEntry(entry) }
         _close(reader)
         _close(writer)
     }
@@ -145,6 +145,16 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
 
     /// Items put in this process and not yet written to the pipe.
     public var pendingCount: Int { local.withLock { $0.pending.count - $0.pendingStart } }
+
+    /// At exit, once everything is written: gives back this process's entry in the
+    /// control block's table of processes with frames waiting.
+    func releaseWriterEntry() {
+        local.withLock { state in
+            guard state.pendingStart == state.pending.count, !state.writing, let entry = state.writerEntry else { return }
+            control.releaseWriterEntry(entry)
+            state.writerEntry = nil
+        }
+    }
 
     // MARK: Handing the queue to a child
 

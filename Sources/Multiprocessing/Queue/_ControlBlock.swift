@@ -123,7 +123,10 @@ final class _ControlBlock: @unchecked Sendable {
         while true {
             // A second without a change: items a dead process left unwritten may hold
             // the slots or tasks waited for, and no one else frees them.
-            if stalled { reclaimDeadWriters() }
+            if stalled {
+                reclaimDeadWriters()
+                stalled = false
+            }
             // Read the word before checking: a change after the check makes the wait return at once.
             let seen = swiftmp_load32(event.sequence)
             guard blocked() else { return true }
@@ -197,14 +200,58 @@ final class _ControlBlock: @unchecked Sendable {
 
     // MARK: Frames waiting in a process
 
-    /// This process's entry in the writers table, claimed on first use; nil when
-    /// the table is full (its waiting frames are then not counted: if it dies, their
-    /// slots stay taken, as they would in Python's queue).
+    /// This process's entry in the writers table, claimed if it has none; nil when
+    /// the table is full of live processes (its waiting frames are then not counted:
+    /// if it dies, their slots stay taken, as they would in Python's queue).
     func writerEntry() -> UnsafeMutablePointer<swiftmp_writer>? {
+        if let mine = writerEntries.first(where: { swiftmp_load32s(Self.pid(of: $0)) == _processID && $0.pointee.start == _processStart }) {
+            return mine
+        }
+        for attempt in 0..<2 {
+            if attempt == 1 { reclaimDeadWriters() }  // full: free the entries of processes that are gone
+            for entry in writerEntries where swiftmp_replace32s(Self.pid(of: entry), 0, -1) {
+                // Claimed (-1 keeps others out) until the start time is set.
+                swiftmp_store64(Self.start(of: entry), _processStart)
+                swiftmp_store64(Self.pending(of: entry), 0)
+                _ = swiftmp_replace32s(Self.pid(of: entry), -1, _processID)
+                return entry
+            }
+        }
+        return nil
+    }
+
+    /// Gives this process's entry back, when nothing of it waits: at exit, after the flush.
+    func releaseWriterEntry(_ entry: UnsafeMutablePointer<swiftmp_writer>) {
+        guard swiftmp_load64(Self.pending(of: entry)) == 0,
+              swiftmp_replace32s(Self.pid(of: entry), _processID, -1) else { return }
+        swiftmp_store64(Self.start(of: entry), 0)
+        _ = swiftmp_replace32s(Self.pid(of: entry), -1, 0)
+    }
+
+    /// Frees the slots (and tasks) of frames that waited in a process that is gone:
+    /// it was killed before its writer thread could write them. A process that has
+    /// ended but is not yet reaped counts as gone.
+    func reclaimDeadWriters() {
+        for entry in writerEntries {
+            let pid = swiftmp_load32s(Self.pid(of: entry))
+            guard pid > 0, pid != _processID || swiftmp_load64(Self.start(of: entry)) != _processStart else { continue }
+            let start = swiftmp_load64(Self.start(of: entry))
+            guard _processStartTime(pid) != start else { continue }  // still running
+            // One reclaimer wins the entry (-1 keeps claimers and other reclaimers out).
+            guard swiftmp_replace32s(Self.pid(of: entry), pid, -1) else { continue }
+            let lost = swiftmp_exchange64(Self.pending(of: entry), 0)
+            swiftmp_store64(Self.start(of: entry), 0)
+            _ = swiftmp_replace32s(Self.pid(of: entry), -1, 0)
+            guard lost > 0 else { continue }
+            swiftmp_add64(put, -lost)
+            signal(notFull)
+            if swiftmp_add64(unfinished, -lost) <= 0 { signal(allDone) }
+        }
+    }
+
+    private var writerEntries: [UnsafeMutablePointer<swiftmp_writer>] {
         let table = swiftmp_writers(pointer)!
-        let entries = (0..<Int(SWIFTMP_WRITER_SLOTS)).map { table + $0 }
-        if let mine = entries.first(where: { swiftmp_load32s(Self.pid(of: $0)) == _processID }) { return mine }
-        return entries.first { swiftmp_replace32s(Self.pid(of: $0), 0, _processID) }
+        return (0..<Int(SWIFTMP_WRITER_SLOTS)).map { table + $0 }
     }
 
     /// The number of frames waiting in the process of `entry`.
@@ -212,25 +259,12 @@ final class _ControlBlock: @unchecked Sendable {
         (UnsafeMutableRawPointer(entry) + MemoryLayout<swiftmp_writer>.offset(of: \.pending)!).assumingMemoryBound(to: Int64.self)
     }
 
-    private static func pid(of entry: UnsafeMutablePointer<swiftmp_writer>) -> UnsafeMutablePointer<Int32> {
-        (UnsafeMutableRawPointer(entry) + MemoryLayout<swiftmp_writer>.offset(of: \.pid)!).assumingMemoryBound(to: Int32.self)
+    private static func start(of entry: UnsafeMutablePointer<swiftmp_writer>) -> UnsafeMutablePointer<Int64> {
+        (UnsafeMutableRawPointer(entry) + MemoryLayout<swiftmp_writer>.offset(of: \.start)!).assumingMemoryBound(to: Int64.self)
     }
 
-    /// Frees the slots (and tasks) of frames that waited in a process that is gone:
-    /// it was killed before its writer thread could write them.
-    func reclaimDeadWriters() {
-        let table = swiftmp_writers(pointer)!
-        for index in 0..<Int(SWIFTMP_WRITER_SLOTS) {
-            let entry = table + index
-            let pid = swiftmp_load32s(Self.pid(of: entry))
-            guard pid != 0, pid != _processID, !_processExists(pid) else { continue }
-            let lost = swiftmp_exchange64(Self.pending(of: entry), 0)
-            _ = swiftmp_replace32s(Self.pid(of: entry), pid, 0)
-            guard lost > 0 else { continue }
-            swiftmp_add64(put, -lost)
-            signal(notFull)
-            if swiftmp_add64(unfinished, -lost) <= 0 { signal(allDone) }
-        }
+    private static func pid(of entry: UnsafeMutablePointer<swiftmp_writer>) -> UnsafeMutablePointer<Int32> {
+        (UnsafeMutableRawPointer(entry) + MemoryLayout<swiftmp_writer>.offset(of: \.pid)!).assumingMemoryBound(to: Int32.self)
     }
 
     private var voidCount: UnsafeMutablePointer<Int64> { field(\.void_count) }

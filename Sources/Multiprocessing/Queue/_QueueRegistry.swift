@@ -5,6 +5,7 @@ import Synchronization
 protocol _FlushableQueue: AnyObject, Sendable {
     func flush(timeout: Duration?) -> Bool
     var pendingCount: Int { get }
+    func releaseWriterEntry()
 }
 
 /// The queues of this process, so that their unwritten items are written before
@@ -32,9 +33,15 @@ enum _QueueRegistry {
     static func flushAll(timeout: Duration) {
         let live = queues.withLock { $0.values.compactMap(\.queue) }
         let deadline = ContinuousClock.now + timeout
-        for queue in live where queue.pendingCount > 0 {
+        for queue in live {
+            guard queue.pendingCount > 0 else {
+                queue.releaseWriterEntry()
+                continue
+            }
             let left = max(deadline - .now, .zero)
-            if !queue.flush(timeout: left) {
+            if queue.flush(timeout: left) {
+                queue.releaseWriterEntry()
+            } else {
                 _writeStandardError("""
                     swift-multiprocessing: \(queue.pendingCount) item(s) put on a queue were not written before \
                     this process exited: no process made room for them within \(timeout).
