@@ -251,11 +251,11 @@ struct QueueRecoveryTests {
         #expect(try writer.join(timeout: .seconds(60)) == .signaled(SIGKILL))
     }
 
-    @Test("a writer killed mid-item: the next writer fills the item out, readers pass it by and take the next")
+    @Test("a writer killed mid-item while another puts: the waiting reader fills the item out and passes it by, then takes the next")
     func writerKilledMidFrameThenAnotherWriter() throws {
         let queue = try Queue<[UInt8]>()
         try killWriterMidFrame(queue)
-        try queue.put([1, 2, 3])  // this writer finds the half-written frame and finishes it
+        try queue.put([1, 2, 3])  // this writer finds the half-written frame and waits for a reader to end it
         #expect(try queue.get(timeout: .seconds(60)) == [1, 2, 3])
         #expect(queue.count == 0)
         try queue.put([4])

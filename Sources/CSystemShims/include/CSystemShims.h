@@ -30,8 +30,6 @@ int swiftmp_mutex_clocklock(pthread_mutex_t *mutex, const struct timespec *deadl
 /// Bytes of the read-ahead buffer in a queue's control block: readers take up to
 /// this much from the pipe in one read() and leave what is not theirs for the next.
 #define SWIFTMP_READ_AHEAD 65536
-/// Frames a dead writer left unfinished that readers have yet to pass.
-#define SWIFTMP_VOID_SLOTS 16
 /// Processes whose frames wait in their writer thread, counted (see `swiftmp_writer`).
 #define SWIFTMP_WRITER_SLOTS 64
 
@@ -50,15 +48,17 @@ typedef struct swiftmp_writer {
 typedef struct swiftmp_read_record {
     uint32_t start;              // the read-ahead bytes not yet taken: [start, end)
     uint32_t end;
-    int64_t taken;               // frames taken from the pipe, ever, in pipe order (void ones too)
+    int64_t taken;               // frames taken from the pipe, ever
     int64_t skip;                // bytes of a frame taken but still in the pipe, to skip (its reader died, or refused it)
 } swiftmp_read_record;
 
-/// What writers have put in the pipe; the write lock's counterpart of the above.
+/// The frame a writer is putting in the pipe; the write lock's counterpart of the
+/// above. A frame of at most PIPE_BUF bytes enters the pipe in one write, so only a
+/// larger one is ever recorded here.
 typedef struct swiftmp_write_record {
-    int64_t begun;               // frames begun in the pipe, ever, in pipe order
     int64_t total;               // bytes of the frame being written, header included (0: none)
     int64_t left;                // bytes of it not yet in the pipe
+    int64_t ended_by_reader;     // its writer is gone, and a reader is filling it out
 } swiftmp_write_record;
 
 /// The shared control block of a queue: one per queue, in a memfd segment mapped
@@ -94,8 +94,6 @@ typedef struct swiftmp_queue_control {
     uint32_t not_full_waiters;
     uint32_t all_done_seq;       // changes when unfinished reaches 0
     uint32_t all_done_waiters;
-    int64_t void_count;          // marks in void_frames: readers look only when there are any
-    int64_t void_frames[SWIFTMP_VOID_SLOTS];  // numbers (1-based) of frames padded out after their writer died; 0: free
     swiftmp_writer writers[SWIFTMP_WRITER_SLOTS];
     uint8_t read_ahead[SWIFTMP_READ_AHEAD];
 } swiftmp_queue_control;

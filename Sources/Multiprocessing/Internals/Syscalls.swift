@@ -234,6 +234,13 @@ func _processStartTime(_ pid: pid_t) -> Int64? {
     return Int64(String(decoding: fields[19], as: UTF8.self))
 }
 
+/// Sleeps for `duration`. The corresponding C function is `nanosleep`.
+func _sleep(_ duration: Duration) {
+    var time = timespec(tv_sec: Int(duration.components.seconds), tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
+    var left = timespec()
+    while nanosleep(&time, &left) == -1 && errno == EINTR { time = left }
+}
+
 /// This process's id and start time. The corresponding C function is `getpid`.
 let _processID: pid_t = getpid()
 let _processStart: Int64 = _processStartTime(getpid()) ?? 0

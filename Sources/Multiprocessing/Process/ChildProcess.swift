@@ -83,7 +83,7 @@ public final class ChildProcess: Sendable {
             let left = deadline - .now
             if left <= .zero { return nil }
             try? Task.checkCancellation()
-            usleep(useconds_t(min(pause, left).components.attoseconds / 1_000_000_000_000 + min(pause, left).components.seconds * 1_000_000))
+            _sleep(min(pause, left))
             pause = min(pause * 2, .milliseconds(10))
         }
     }
@@ -110,7 +110,7 @@ public final class ChildProcess: Sendable {
             // ECHILD: another thread's wait reaped it, and is about to store how it ended.
             for _ in 0..<1000 {
                 if let termination { return termination }
-                usleep(1000)
+                _sleep(.milliseconds(1))
             }
             throw error
         }

@@ -14,7 +14,8 @@ import SystemPackage
 /// Every step is committed to the read record (see `swiftmp_read_record`), so a
 /// reader killed at any point leaves a record the next one can go on from: frames
 /// before it were taken, the buffer holds what is left, and `skip` says what is
-/// left in the pipe of a frame it had taken.
+/// left in the pipe of a frame it had taken. A reader waiting for the rest of a
+/// frame whose writer is gone ends it (`fillOutAbandonedFrame`).
 extension Queue {
     /// Takes an item, waiting up to `timeout` for one (nil: as long as it takes).
     /// - Throws: `QueueError.empty` when none came in time; `.closed`; the decoder's
@@ -76,15 +77,11 @@ extension Queue {
                     record.start += UInt32(header.size + here)
                     commitTaking(&record)
                     if tooLong {
-                        guard control.takeVoid(number) else {
-                            // Refused: the next reader skips its rest (this one may not wait for it).
-                            throw ConnectionError(.frameTooLong, "a queue frame of \(header.length) bytes is over the limit of \(limit) bytes")
-                        }
-                        _ = try readRest(&record, into: &payload, keeping: false)
-                        continue
+                        // Refused: the next reader skips its rest (this one may not wait for it).
+                        throw ConnectionError(.frameTooLong, "a queue frame of \(header.length) bytes is over the limit of \(limit) bytes")
                     }
                     let whole = try readRest(&record, into: &payload, keeping: true)
-                    if !whole || control.takeVoid(number) { continue }  // a dead writer's frame
+                    if !whole { continue }  // a dead writer's frame, filled out with zeros
                     return payload
                 }
                 if header.length <= inBuffer {
@@ -92,16 +89,14 @@ extension Queue {
                     record.taken = number
                     record.start += UInt32(header.size + header.length)
                     commitTaking(&record)
-                    if control.takeVoid(number) { continue }  // a dead writer's frame, padded out
                     return payload
                 }
             }
             // More bytes are needed. Part of a frame here means the rest is already in
             // the pipe (a frame of at most PIPE_BUF bytes enters it in one piece), so
             // only a reader with nothing in hand waits, and only it keeps to the deadline.
-            if record.start == record.end {
-                bringFrameNumbersInStep(taken: record.taken)
-                if let deadline, try !_pollReadable([reader], deadline: deadline)[0] { throw QueueError.empty }
+            if record.start == record.end, let deadline, try !_pollReadable([reader], deadline: deadline)[0] {
+                throw QueueError.empty
             }
             if Int(record.end) + wholeFrameLimit + 12 > buffer.count {
                 // Move the part-frame to the front. It is shorter than the free space
@@ -136,17 +131,17 @@ extension Queue {
     /// Reads the `record.skip` bytes still in the pipe of the frame just taken, into
     /// `payload` or nowhere, committing after every read so the next reader knows
     /// what is left if this one dies. Returns false when the frame's writer is gone
-    /// with part of it unwritten: the reader then fills it out with zeros itself
-    /// (there is room: the pipe is empty), reads them, and the frame is void.
+    /// with part of it unwritten: this reader then fills it out with zeros itself,
+    /// reads them, and the frame is void.
     private func readRest(_ record: inout swiftmp_read_record, into payload: inout _Payload, keeping: Bool) throws -> Bool {
         var whole = true
         let scratch = keeping ? nil : UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 1)
         defer { scratch?.deallocate() }
         while record.skip > 0 {
             // Wait in slices: between them, look for a writer that died mid-frame (once
-            // found, this reader goes on padding as soon as it has read its zeros).
+            // found, this reader goes on filling out as soon as it has read its zeros).
             if try !_pollReadable([reader], deadline: .now + .milliseconds(whole ? 200 : 0))[0] {
-                if padUnfinishedWrite(of: record.taken) { whole = false }
+                if try fillOutAbandonedFrame(missing: record.skip) { whole = false }
                 continue
             }
             let want = Int(min(record.skip, 1 << 20))
@@ -161,35 +156,53 @@ extension Queue {
             record.skip -= Int64(got)
             control.commit(record)
         }
+        // Read to its end: if a reader (this one, or one that died) filled it out, writers may
+        // go on. (Only readers set that mark, one at a time: read without the write lock
+        // it is a hint, looked at again with it.)
+        if !whole || control.writeRecord.ended_by_reader != 0 { try finishFillingOut() }
         return whole
     }
 
-    /// A reader waiting for the rest of frame `number`: if its writer is gone (died,
-    /// or failed, leaving the write lock free and the frame unfinished), no one may
-    /// come to finish it, so the reader writes zeros for it, as much as the pipe
-    /// takes now. The write record keeps count, as for any writer that pads a frame,
-    /// so whoever goes on after this reader (writer or reader) finds the pipe and the
-    /// records in step. Returns whether it wrote any.
-    private func padUnfinishedWrite(of number: Int64) -> Bool {
+    /// Called by a reader that waits for `missing` more bytes of the frame it took,
+    /// with the pipe empty. A writer writes a frame whole with the write lock held,
+    /// so if the lock is free and the pipe still empty, the frame's writer is gone
+    /// (it died, or failed) and no one will write the rest. This reader alone knows
+    /// exactly how much is missing: it writes that many zeros (as many as the pipe
+    /// takes now), and the write record says a reader is ending the frame, so that
+    /// writers wait, and the next reader goes on if this one dies. Returns whether
+    /// it wrote any.
+    private func fillOutAbandonedFrame(missing: Int64) throws -> Bool {
         guard let result = control.tryLock(control.writeLock), result != .timedOut else { return false }
         defer { control.unlock(control.writeLock) }
-        let record = control.writeRecord
-        guard record.total > 0, record.left > 0, record.begun == number else { return false }
-        return (try? padUnfinishedFrame(waiting: false)) ?? false
+        guard try _bytesReadable(reader) == 0 else { return false }  // more came meanwhile
+        var record = control.writeRecord
+        if record.ended_by_reader == 0 {
+            // The item is gone: its task is done (once, unless its writer forgot the frame
+            // already, thinking none of it had reached the pipe).
+            if record.total != 0 { control.finishTask() }
+            record.ended_by_reader = 1
+        }
+        record.total = max(1, missing)
+        record.left = missing
+        control.commit(record)
+        let zeros = [UInt8](repeating: 0, count: Int(min(missing, 1 << 16)))
+        var wrote: Int64 = 0
+        while wrote < missing {
+            let count = try zeros.withUnsafeBytes { try _writeSome(writer, UnsafeRawBufferPointer(rebasing: $0[..<Int(min(missing - wrote, Int64($0.count)))])) }
+            if count == 0 { break }  // the pipe is full: read these first
+            wrote += Int64(count)
+            record.left = missing - wrote
+            control.commit(record)
+        }
+        return wrote > 0
     }
 
-    /// Frames taken and frames begun count the same frames in the same order, so
-    /// with nothing in the pipe and no frame unfinished they are equal. A writer
-    /// killed between a write and its record's commit leaves them apart; a reader
-    /// about to wait for the pipe sets them equal again, so that void marks and
-    /// the frame a reader waits on name the right frame.
-    private func bringFrameNumbersInStep(taken: Int64) {
-        guard control.writeRecordHint.begun != taken, (try? _bytesReadable(reader)) == 0,
-              let result = control.tryLock(control.writeLock), result != .timedOut else { return }
+    /// The frame a reader filled out is read to its end: writers may go on.
+    private func finishFillingOut() throws {
+        _ = try control.lock(control.writeLock, timeout: nil)
         defer { control.unlock(control.writeLock) }
-        var record = control.writeRecord
-        guard record.total == 0, record.begun != taken, (try? _bytesReadable(reader)) == 0 else { return }
-        record.begun = taken
-        control.commit(record)
+        if control.writeRecord.ended_by_reader != 0 {
+            control.commit(swiftmp_write_record(total: 0, left: 0, ended_by_reader: 0))
+        }
     }
 }

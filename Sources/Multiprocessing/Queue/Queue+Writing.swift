@@ -12,9 +12,10 @@ import SystemPackage
 ///
 /// A write of at most PIPE_BUF bytes enters the pipe whole or not at all, so only
 /// a larger frame can be left half-written by a writer that dies. Its progress is
-/// committed to the write record (see `swiftmp_write_record`) after every write:
-/// the next writer fills the rest with zeros and marks the frame void, or a reader
-/// waiting for the rest ends it early. Either way the stream stays in step.
+/// committed to the write record (see `swiftmp_write_record`) after every write.
+/// The next writer forgets a frame of which nothing reached the pipe; one that did
+/// reach it is ended by the reader waiting for its rest, which alone knows exactly
+/// how much is missing (see `Queue+Reading`), and writers wait until it has.
 extension Queue {
     /// Puts an item, waiting up to `timeout` for a free slot (nil: as long as it takes).
     /// - Throws: `QueueError.full` when no slot freed in time; `.closed`; the
@@ -144,14 +145,10 @@ extension Queue {
     private func writeNow(_ frame: [UInt8]) -> Bool {
         guard frame.count <= Int(PIPE_BUF), let lock = control.tryLock(control.writeLock), lock != .timedOut else { return false }
         defer { control.unlock(control.writeLock) }
-        var record = control.writeRecord
-        // A frame left unfinished is repaired by the writer thread: that may wait for room.
-        guard record.total == 0 else { return false }
+        // A frame left unfinished is for the writer thread to deal with: it may have to wait.
+        guard control.writeRecord.total == 0 else { return false }
         let wrote = frame.withUnsafeBytes { (try? _writeSome(writer, $0)) ?? 0 }
-        guard wrote == frame.count else { return false }  // at most PIPE_BUF: all or nothing
-        record.begun &+= 1
-        control.commit(record)
-        return true
+        return wrote == frame.count  // at most PIPE_BUF: all or nothing
     }
 
     /// The writer thread: writes this process's pending frames, in order, as few
@@ -180,33 +177,18 @@ extension Queue {
                 return (count, nil)
             }
             guard var next else { return }
-            var begun = false  // a large frame, begun in the write record
             let entry = local.withLock { $0.writerEntry }
-            var counted = entry != nil  // still counted as waiting in the control block
             do {
-                _ = try control.lock(control.writeLock, timeout: nil)
-                defer { control.unlock(control.writeLock) }
-                if control.writeRecord.total != 0 { try finishAbandonedWrite() }
-                // No longer counted as waiting, just before they are written: killed in
-                // between, their slots stay taken (as in Python's queue), never freed twice.
-                if counted, let entry { swiftmp_add64(_ControlBlock.pending(of: entry), -Int64(next.count)) }
-                counted = false
-                if let large = next.large {
-                    begun = true
-                    try writeLarge(large)
-                } else {
-                    try writeWhole(batch, frames: next.count)
+                guard try write(next.large, orBatch: batch, of: next.count, countedIn: entry) else {
+                    // Part of a dead writer's frame is in the pipe: a reader ends it. Until
+                    // then nothing may follow it; the frames stay pending, and this looks again.
+                    _sleep(.milliseconds(20))
+                    continue
                 }
             } catch {
-                _writeStandardError("swift-multiprocessing: \(next.count) queue item(s) could not be written (\(error)); they are dropped.")
-                if counted, let entry { swiftmp_add64(_ControlBlock.pending(of: entry), -Int64(next.count)) }
-                counted = false
-                if !begun {
-                    // Nothing of them reached the pipe: their slots and tasks are freed.
-                    swiftmp_add64(control.put, -Int64(next.count))
-                    control.signal(control.notFull)
-                    for _ in 0..<next.count { control.finishTask() }
-                }  // A large frame begun stays unfinished in the write record: the next writer repairs it.
+                // The write lock could not be taken: nothing of them reached the pipe.
+                if let entry { swiftmp_add64(_ControlBlock.pending(of: entry), -Int64(next.count)) }
+                dropped(next.count, because: error)
             }
             next.large = nil  // the pending list's reference is then the only one: reusable without a copy
             local.withLock { state in
@@ -227,27 +209,54 @@ extension Queue {
         }
     }
 
+    /// Writes the next frames with the write lock held: one large frame, or a batch of
+    /// `count` small ones. They stop being counted as waiting in the control block
+    /// (`entry`) just before they are written: killed in between, their slots stay
+    /// taken (as in Python's queue), never freed twice. Returns false, writing
+    /// nothing, while a dead writer's frame is unfinished in the pipe.
+    private func write(_ large: [UInt8]?, orBatch batch: [UInt8], of count: Int, countedIn entry: UnsafeMutablePointer<swiftmp_writer>?) throws -> Bool {
+        _ = try control.lock(control.writeLock, timeout: nil)
+        defer { control.unlock(control.writeLock) }
+        if control.writeRecord.total != 0 && !forgetUnwrittenFrame() { return false }
+        if let entry { swiftmp_add64(_ControlBlock.pending(of: entry), -Int64(count)) }
+        do {
+            if let large { try writeLarge(large) } else { try writeWhole(batch) }
+        } catch {
+            // A large frame begun stays unfinished in the write record: forgotten by the
+            // next writer if none of it reached the pipe, ended by a reader otherwise.
+            if large != nil {
+                _writeStandardError("swift-multiprocessing: a queue item could not be written (\(error)); it is dropped.")
+            } else {
+                dropped(count, because: error)  // one write, all or nothing: nothing was
+            }
+        }
+        return true
+    }
+
+    /// Frames of which nothing reached the pipe, and never will: said on stderr, and
+    /// their slots and tasks freed.
+    private func dropped(_ count: Int, because error: any Error) {
+        _writeStandardError("swift-multiprocessing: \(count) queue item(s) could not be written (\(error)); they are dropped.")
+        swiftmp_add64(control.put, -Int64(count))
+        control.signal(control.notFull)
+        for _ in 0..<count { control.finishTask() }
+    }
+
     /// Writes whole frames, at most PIPE_BUF bytes in all, with the write lock held:
     /// one write, all or nothing, once the pipe has room.
-    private func writeWhole(_ bytes: [UInt8], frames: Int) throws {
+    private func writeWhole(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { bytes in
             while try _writeSome(writer, bytes) == 0 {
                 _ = try _pollWritable(writer, deadline: nil)
             }
         }
-        var record = control.writeRecord
-        record.begun &+= Int64(frames)
-        control.commit(record)
     }
 
     /// Writes one frame larger than PIPE_BUF with the write lock held, committing
     /// its progress after every write. The first write holds the header and is
     /// PIPE_BUF bytes, so the header enters the pipe whole.
     private func writeLarge(_ frame: [UInt8]) throws {
-        var record = control.writeRecord
-        record.begun &+= 1
-        record.total = Int64(frame.count)
-        record.left = record.total
+        var record = swiftmp_write_record(total: Int64(frame.count), left: Int64(frame.count), ended_by_reader: 0)
         control.commit(record)
         try frame.withUnsafeBytes { bytes in
             var offset = 0
@@ -268,56 +277,18 @@ extension Queue {
     }
 
     /// A frame its writer left unfinished (it died, or failed), found by the next
-    /// writer: if none of it reached the pipe, it is forgotten; otherwise it is
-    /// marked void and filled out with zeros, so the next frame starts where readers
-    /// expect, and readers pass it by. Either way its item is gone: its task is done,
-    /// and its slot freed (now, or when a reader passes the void frame).
-    private func finishAbandonedWrite() throws {
-        var record = control.writeRecord
+    /// writer with the write lock held. If none of it reached the pipe it is forgotten:
+    /// its item is gone, so its slot and task are freed; returns true. Otherwise
+    /// returns false: a reader ends it (only a reader knows what it is missing).
+    private func forgetUnwrittenFrame() -> Bool {
+        let record = control.writeRecord
         // Values from shared memory: any process could have written them.
-        if record.total <= 0 || record.left >= record.total {
-            // Recorded first: a process killed after this leaks a slot at worst, never frees one twice.
-            record.begun &-= 1
-            record.total = 0
-            record.left = 0
-            control.commit(record)
-            swiftmp_add64(control.put, -1)
-            control.signal(control.notFull)
-            control.finishTask()
-            return
-        }
-        // Marked before the zeros go out: a reader checks once it has the whole frame.
-        if !control.markVoid(record.begun) {
-            _writeStandardError("swift-multiprocessing: a queue item its writer left unfinished could not be marked void; it will arrive padded with zeros, or fail to decode.")
-        }
-        _ = try padUnfinishedFrame(waiting: true)
-    }
-
-    /// Writes zeros for the unfinished frame in the write record, with the write lock
-    /// held, committing after every write; when it is whole, its item's task is done.
-    /// `waiting`: until it is whole; otherwise only what the pipe takes now.
-    /// Returns whether any zeros were written.
-    func padUnfinishedFrame(waiting: Bool) throws -> Bool {
-        var record = control.writeRecord
-        var left = min(max(0, record.left), max(0, record.total))
-        let zeros = [UInt8](repeating: 0, count: Int(min(left, 1 << 16)))
-        var wrote = false
-        while left > 0 {
-            let count = try zeros.withUnsafeBytes { try _writeSome(writer, UnsafeRawBufferPointer(rebasing: $0[..<Int(min(left, Int64($0.count)))])) }
-            if count == 0 {
-                guard waiting else { return wrote }
-                _ = try _pollWritable(writer, deadline: nil)
-                continue
-            }
-            wrote = true
-            left -= Int64(count)
-            record.left = left
-            control.commit(record)
-        }
-        record.total = 0
-        record.left = 0
-        control.commit(record)
-        control.finishTask()  // after the commit: killed in between, a task is left undone, never done twice
-        return wrote
+        guard record.ended_by_reader == 0, record.total <= 0 || record.left >= record.total else { return false }
+        // Recorded first: a process killed after this leaks a slot at worst, never frees one twice.
+        control.commit(swiftmp_write_record(total: 0, left: 0, ended_by_reader: 0))
+        swiftmp_add64(control.put, -1)
+        if maxsize > 0 { control.signal(control.notFull) }
+        control.finishTask()
+        return true
     }
 }

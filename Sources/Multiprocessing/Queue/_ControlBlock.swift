@@ -161,41 +161,11 @@ final class _ControlBlock: @unchecked Sendable {
     var readRecord: swiftmp_read_record { swiftmp_read_record_current(pointer) }
     func commit(_ record: swiftmp_read_record) { swiftmp_read_record_commit(pointer, record) }
     var writeRecord: swiftmp_write_record { swiftmp_write_record_current(pointer) }
-    /// The write record read without the write lock: a hint, which a writer may be changing.
-    var writeRecordHint: swiftmp_write_record { swiftmp_write_record_current(pointer) }
     func commit(_ record: swiftmp_write_record) { swiftmp_write_record_commit(pointer, record) }
 
     /// The read-ahead buffer (read lock).
     var readAhead: UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(start: swiftmp_read_ahead(pointer), count: Int(SWIFTMP_READ_AHEAD))
-    }
-
-    /// Notes that frame `number` is a dead writer's, padded out: readers pass it by.
-    /// False if every slot is in use (as many writers died mid-frame, their frames unread).
-    func markVoid(_ number: Int64) -> Bool {
-        guard number > 0 else { return false }
-        let slots = voidSlots
-        for index in 0..<slots.count where swiftmp_load64(slots.baseAddress! + index) == number { return true }
-        // Counted before it is marked: killed in between, readers look once too often, never too seldom.
-        swiftmp_add64(voidCount, 1)
-        for index in 0..<slots.count where swiftmp_replace64(slots.baseAddress! + index, 0, number) { return true }
-        swiftmp_add64(voidCount, -1)
-        return false
-    }
-
-    /// Whether frame `number`, which a reader has just taken, is a dead writer's,
-    /// padded out. Forgets it, and any mark for a frame already passed.
-    func takeVoid(_ number: Int64) -> Bool {
-        guard swiftmp_load64(voidCount) > 0 else { return false }  // the common case: one load
-        let slots = voidSlots
-        var found = false
-        for index in 0..<slots.count {
-            let mark = swiftmp_load64(slots.baseAddress! + index)
-            guard mark != 0, mark <= number, swiftmp_replace64(slots.baseAddress! + index, mark, 0) else { continue }
-            swiftmp_add64(voidCount, -1)
-            found = found || mark == number
-        }
-        return found
     }
 
     // MARK: Frames waiting in a process
@@ -265,12 +235,6 @@ final class _ControlBlock: @unchecked Sendable {
 
     private static func pid(of entry: UnsafeMutablePointer<swiftmp_writer>) -> UnsafeMutablePointer<Int32> {
         (UnsafeMutableRawPointer(entry) + MemoryLayout<swiftmp_writer>.offset(of: \.pid)!).assumingMemoryBound(to: Int32.self)
-    }
-
-    private var voidCount: UnsafeMutablePointer<Int64> { field(\.void_count) }
-
-    private var voidSlots: UnsafeMutableBufferPointer<Int64> {
-        UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer(field(\.void_frames)).assumingMemoryBound(to: Int64.self), count: Int(SWIFTMP_VOID_SLOTS))
     }
 
     private func field<T>(_ path: KeyPath<swiftmp_queue_control, T>) -> UnsafeMutablePointer<T> {
