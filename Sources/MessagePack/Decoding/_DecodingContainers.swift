@@ -143,30 +143,34 @@ struct _KeyedDecodingContainer<Key: CodingKey>: _KeyedLookup {
     private func take(name: String) -> msgpack_object? {
         let count = Int(map.size)
         guard count > 0, let entries = map.ptr else { return nil }
-        var index = decoder.hint.map == entries ? decoder.hint.index + 1 : 0
-        func find(_ utf8: UnsafeBufferPointer<UInt8>) -> Int? {
-            for _ in 0..<count {
-                if index == count { index = 0 }
-                let candidate = entries[index].key
-                if candidate.type == MSGPACK_OBJECT_STR, Int(candidate.via.str.size) == utf8.count,
-                   utf8.count == 0 || memcmp(candidate.via.str.ptr, utf8.baseAddress!, utf8.count) == 0 {
-                    return index
-                }
-                index += 1
-            }
-            return nil
-        }
+        let start = decoder.hint.map == entries ? decoder.hint.index + 1 : 0
         // Borrowed in place where the UTF-8 is contiguous (no copy, no retain).
         var found: Int?
-        if let result = name.utf8.withContiguousStorageIfAvailable(find) {
+        if let result = name.utf8.withContiguousStorageIfAvailable({ Self.find($0, in: entries, count: count, from: start) }) {
             found = result
         } else {
             var name = name
-            found = name.withUTF8(find)
+            found = name.withUTF8 { Self.find($0, in: entries, count: count, from: start) }
         }
         guard let found else { return nil }
         decoder.hint = (entries, found)
         return entries[found].val
+    }
+
+    /// The index of the string key `utf8` among a map's `count` entries, looking from
+    /// `start` round to where it began.
+    private static func find(_ utf8: UnsafeBufferPointer<UInt8>, in entries: UnsafeMutablePointer<msgpack_object_kv>, count: Int, from start: Int) -> Int? {
+        var index = start
+        for _ in 0..<count {
+            if index >= count { index = 0 }
+            let candidate = entries[index].key
+            if candidate.type == MSGPACK_OBJECT_STR, Int(candidate.via.str.size) == utf8.count,
+               utf8.count == 0 || memcmp(candidate.via.str.ptr, utf8.baseAddress!, utf8.count) == 0 {
+                return index
+            }
+            index += 1
+        }
+        return nil
     }
 }
 

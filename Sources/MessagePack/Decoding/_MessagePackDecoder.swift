@@ -14,7 +14,7 @@ import CMsgPack
 final class _MessagePackDecoder: Decoder {
     var options: MessagePackDecoder.Options
     /// Which version of its `MessagePackDecoder`'s options `options` is.
-    var optionsVersion = 0
+    @exclusivity(unchecked) var optionsVersion = 0
     // Touched only by the thread running this decode (see _MessagePackEncoder).
     @exclusivity(unchecked) private(set) var current: msgpack_object
     @exclusivity(unchecked) private(set) var path: _CodingPathNode = .root
@@ -25,8 +25,8 @@ final class _MessagePackDecoder: Decoder {
     lazy var zone = _ReusableZone()
     /// Who keeps the input bytes alive, when a large `Data` may refer to them (see `data`),
     /// and how many bytes they are.
-    var bytesOwner: AnyObject?
-    var bytesOwnerCount = 0
+    @exclusivity(unchecked) var bytesOwner: AnyObject?
+    @exclusivity(unchecked) var bytesOwnerCount = 0
     /// The views made of the input in this call, by where they start: the same bytes
     /// decoded twice give one `Data`, so changing one copy never changes another.
     @exclusivity(unchecked) var views: [UnsafeRawPointer: Data] = [:]

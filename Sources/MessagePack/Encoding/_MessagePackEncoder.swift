@@ -50,7 +50,7 @@ final class _MessagePackEncoder: Encoder {
         }
     }
     /// Which version of its `MessagePackEncoder`'s options `options` is.
-    var optionsVersion = 0
+    @exclusivity(unchecked) var optionsVersion = 0
     /// The options read on every field, as plain flags.
     private(set) var structsAsArrays = false
     private(set) var integerKeys = false
