@@ -105,9 +105,9 @@ extension Queue {
     /// gathered or `gatheringTime` has passed when readers have plenty to do.
     private func enqueue(_ frame: [UInt8]) {
         drained.enter()
-        let written = local.withLock { state -> Bool in
+        let written = local.withLock { state -> Int in
             let gathering = control.count > backlogForGathering
-            if state.pendingStart == state.pending.count && !state.writing && !gathering && writeNow(frame) { return true }
+            if state.pendingStart == state.pending.count && !state.writing && !gathering && writeNow(frame) { return 1 }
             // Counted in the control block too, so that if this process is killed before
             // they are written, another can free their slots. The entry is looked for
             // only when nothing waits, so the frames waiting are all counted, or none.
@@ -117,7 +117,14 @@ extension Queue {
             state.pending.append(frame)
             state.pendingBytes += frame.count
             if let entry = state.writerEntry { swiftmp_add64(_ControlBlock.pending(of: entry), 1) }
-            if state.writing { return false }
+            if state.writing { return 0 }
+            if gathering && state.pendingBytes >= Int(PIPE_BUF) {
+                // Enough gathered for one write: this thread makes it if it can without
+                // waiting (no hand-over to the writer thread, which would compete with
+                // the readers for the CPU).
+                let count = writeGathered(&state)
+                if count > 0 { return count }
+            }
             if !gathering || state.pendingBytes >= Int(PIPE_BUF) {
                 state.writing = true
                 writerQueue.async { self.drain() }  // holds the queue until its frames are written
@@ -125,9 +132,44 @@ extension Queue {
                 state.startScheduled = true
                 writerQueue.asyncAfter(deadline: .now() + gatheringTime) { self.startWriting() }
             }
-            return false
+            return 0
         }
-        if written { drained.leave() }
+        for _ in 0..<written { drained.leave() }
+    }
+
+    /// The first pending frames, as many as fit in PIPE_BUF bytes, written in one
+    /// write if the write lock is free and the pipe has room now (with `local` held);
+    /// returns how many (0: none, nothing written).
+    private func writeGathered(_ state: inout LocalState) -> Int {
+        var batch: [UInt8] = []
+        batch.reserveCapacity(Int(PIPE_BUF))
+        var count = 0
+        for frame in state.pending[state.pendingStart...] {
+            guard frame.count <= Int(PIPE_BUF), batch.count + frame.count <= Int(PIPE_BUF) else { break }
+            batch.append(contentsOf: frame)
+            count += 1
+        }
+        guard count > 0, let lock = control.tryLock(control.writeLock), lock != .timedOut else { return 0 }
+        defer { control.unlock(control.writeLock) }
+        guard control.writeRecord.total == 0 else { return 0 }  // for the writer thread to deal with
+        // Uncounted just before the write (recounted if nothing was written): killed in
+        // between, their slots stay taken, never freed twice.
+        if let entry = state.writerEntry { swiftmp_add64(_ControlBlock.pending(of: entry), -Int64(count)) }
+        let wrote = batch.withUnsafeBytes { (try? _writeSome(writer, $0)) ?? 0 }
+        guard wrote == batch.count else {  // at most PIPE_BUF: all or nothing
+            if let entry = state.writerEntry { swiftmp_add64(_ControlBlock.pending(of: entry), Int64(count)) }
+            return 0
+        }
+        for index in state.pendingStart..<(state.pendingStart + count) {
+            state.pendingBytes -= state.pending[index].count
+            state.pending[index] = []
+        }
+        state.pendingStart += count
+        if state.pendingStart == state.pending.count {
+            state.pending.removeAll(keepingCapacity: true)
+            state.pendingStart = 0
+        }
+        return count
     }
 
     /// Starts the writer thread for frames waiting, unless it is running.
