@@ -47,13 +47,15 @@ final class _MessagePackEncoder: Encoder {
         didSet {
             structsAsArrays = options.structEncodingStrategy == .array
             integerKeys = options.keyEncodingStrategy == .integer
+            dateStrategy = options.dateEncodingStrategy
         }
     }
     /// Which version of its `MessagePackEncoder`'s options `options` is.
     @exclusivity(unchecked) var optionsVersion = 0
-    /// The options read on every field, as plain flags.
-    private(set) var structsAsArrays = false
-    private(set) var integerKeys = false
+    /// The options read on every field, as plain values.
+    @exclusivity(unchecked) private(set) var structsAsArrays = false
+    @exclusivity(unchecked) private(set) var integerKeys = false
+    @exclusivity(unchecked) private(set) var dateStrategy = MessagePackEncoder.DateEncodingStrategy.timestamp
     @exclusivity(unchecked) var entries: [Entry] = []
     @exclusivity(unchecked) private var buffers: [_Packer] = []
     /// Buffers in use: the root's, and one per live entry with a buffer of its own.
@@ -77,6 +79,7 @@ final class _MessagePackEncoder: Encoder {
         self.options = options
         structsAsArrays = options.structEncodingStrategy == .array
         integerKeys = options.keyEncodingStrategy == .integer
+        dateStrategy = options.dateEncodingStrategy
     }
 
     // MARK: Encoder
@@ -311,7 +314,7 @@ final class _MessagePackEncoder: Encoder {
     }
 
     func encodeDate(_ date: Date, into out: _Packer, path: @autoclosure () -> _CodingPathNode) throws(EncodingError) {
-        switch options.dateEncodingStrategy {
+        switch dateStrategy {
         case .timestamp:
             // Split in the reference epoch first: fewer roundings than via 1970.
             let interval = date.timeIntervalSinceReferenceDate
