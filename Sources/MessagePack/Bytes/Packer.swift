@@ -2,29 +2,45 @@ import CMsgPack
 
 /// A growable byte buffer that msgpack-c packs into.
 ///
-/// msgpack-c's packer writes through a callback; here it is `msgpack_sbuffer_write`
-/// into an `msgpack_sbuffer`, both at stable heap addresses owned by this object.
-/// Every byte of MessagePack the library writes goes through one of these methods.
-/// A failed write (only when `realloc` fails) is remembered in `failed` and
-/// reported once by the caller, so the hot path carries no throwing calls.
-final class _Packer {
+/// msgpack-c's packer writes through a callback; here it is `swiftmp_sbuffer_write`
+/// into an `msgpack_sbuffer`, both at stable heap addresses. Every byte of
+/// MessagePack the library writes goes through one of these methods. A failed
+/// write (only when `realloc` fails) is remembered in `failed` and reported once by
+/// the caller, so the hot path carries no throwing calls.
+///
+/// A handle to that memory, not its owner: copying one is free (no reference
+/// counting on every value written, as a class would have). Whoever `make`s one
+/// calls `destroy()` once, when no copy of it is used any more.
+struct _Packer {
     private let buffer: UnsafeMutablePointer<msgpack_sbuffer>
     private let packer: UnsafeMutablePointer<msgpack_packer>
-    /// Set when msgpack-c could not grow the buffer.
-    @exclusivity(unchecked) private(set) var failed = false
+    private let failure: UnsafeMutablePointer<Bool>
 
-    init() {
-        buffer = .allocate(capacity: 1)
-        msgpack_sbuffer_init(buffer)
-        packer = .allocate(capacity: 1)
-        msgpack_packer_init(packer, UnsafeMutableRawPointer(buffer), swiftmp_sbuffer_write)
+    private init(buffer: UnsafeMutablePointer<msgpack_sbuffer>, packer: UnsafeMutablePointer<msgpack_packer>, failure: UnsafeMutablePointer<Bool>) {
+        (self.buffer, self.packer, self.failure) = (buffer, packer, failure)
     }
 
-    deinit {
+    /// A new, empty buffer.
+    static func make() -> _Packer {
+        let buffer = UnsafeMutablePointer<msgpack_sbuffer>.allocate(capacity: 1)
+        msgpack_sbuffer_init(buffer)
+        let packer = UnsafeMutablePointer<msgpack_packer>.allocate(capacity: 1)
+        msgpack_packer_init(packer, UnsafeMutableRawPointer(buffer), swiftmp_sbuffer_write)
+        let failure = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+        failure.initialize(to: false)
+        return _Packer(buffer: buffer, packer: packer, failure: failure)
+    }
+
+    /// Frees the memory; no copy of this handle may be used after.
+    func destroy() {
         msgpack_sbuffer_destroy(buffer)
         buffer.deallocate()
         packer.deallocate()
+        failure.deallocate()
     }
+
+    /// Set when msgpack-c could not grow the buffer.
+    var failed: Bool { failure.pointee }
 
     /// Bytes allocated.
     var capacity: Int { buffer.pointee.alloc }
@@ -40,7 +56,7 @@ final class _Packer {
     /// Forgets the contents, keeping the allocation for the next use.
     func removeAll() {
         msgpack_sbuffer_clear(buffer)
-        failed = false
+        failure.pointee = false
     }
 
     /// Truncates the contents to the first `count` bytes.
@@ -50,7 +66,7 @@ final class _Packer {
     }
 
     @inline(__always) private func check(_ result: Int32) {
-        if result != 0 { failed = true }
+        if result != 0 { failure.pointee = true }
     }
 
     func packNil() { check(msgpack_pack_nil(packer)) }

@@ -61,7 +61,7 @@ final class _MessagePackEncoder: Encoder {
     /// Buffers in use: the root's, and one per live entry with a buffer of its own.
     @exclusivity(unchecked) private var ownBuffers = 0
     /// Where headers are packed before they replace their placeholder.
-    private let scratch = _Packer()
+    private let scratch = _Packer.make()
     /// A buffer for the containers a stale super encoder hands out; they throw before writing.
     var scratchForStale: _Packer { scratch }
     @exclusivity(unchecked) private var nextSerial = 0
@@ -74,6 +74,13 @@ final class _MessagePackEncoder: Encoder {
     var deferredError: EncodingError? { didSet { hasDeferredError = deferredError != nil } }
     /// Checked on every write: cheaper than comparing the optional error.
     @exclusivity(unchecked) private(set) var hasDeferredError = false
+
+    deinit {
+        // The buffers are handles to memory this encoder owns; containers that hold
+        // one also hold the encoder, so none is used after this.
+        for buffer in buffers { buffer.destroy() }
+        scratch.destroy()
+    }
 
     init(options: MessagePackEncoder.Options) {
         self.options = options
@@ -150,7 +157,7 @@ final class _MessagePackEncoder: Encoder {
         if offset != nil || index == 0 {
             buffer = ownBuffers
             ownBuffers += 1
-            while buffers.count <= buffer { buffers.append(_Packer()) }
+            while buffers.count <= buffer { buffers.append(_Packer.make()) }
             buffers[buffer].removeAll()
         } else {
             buffer = entries[parent].buffer

@@ -19,7 +19,8 @@ extension MessagePackValue {
     /// - Throws: `EncodingError.invalidValue` if a container holds more than
     ///   2^32 - 1 elements or a string or binary is 4 GiB or longer.
     public func bytes() throws -> [UInt8] {
-        let packer = _Packer()
+        let packer = _Packer.make()
+        defer { packer.destroy() }
         try pack(into: packer)
         guard !packer.failed else {
             throw EncodingError.invalidValue(self, .init(codingPath: [], debugDescription: "Out of memory while packing."))
