@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import ArgumentParser
+import MessagePack
 
 // Plain POSIX reads and writes: raw bytes both ways, and errno messages such as
 // "No such file or directory" for the one-line error report.
@@ -131,9 +132,9 @@ func bytes(fromHexInput text: [UInt8]) throws -> [UInt8] {
         case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"), 0x0B, 0x0C:
             continue
         default:
-            guard let digit = hexDigit(character) else {
+            guard let digit = _hexDigit(character) else {
                 let shown = (0x21...0x7E).contains(character)
-                    ? "'\(Character(Unicode.Scalar(character)))'" : "byte 0x\(hexString([character]))"
+                    ? "'\(Character(Unicode.Scalar(character)))'" : "byte 0x\(_hexString([character]))"
                 throw ToolError(message: "invalid hex input: \(shown) at offset \(offset) is not a hex digit")
             }
             if let first = high {
@@ -146,25 +147,4 @@ func bytes(fromHexInput text: [UInt8]) throws -> [UInt8] {
     }
     guard high == nil else { throw ToolError(message: "invalid hex input: an odd number of hex digits") }
     return result
-}
-
-func hexDigit(_ character: UInt8) -> UInt8? {
-    switch character {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return character - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return character - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return character - UInt8(ascii: "A") + 10
-    default: return nil
-    }
-}
-
-/// Lowercase hex, two digits a byte.
-func hexString(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var text: [UInt8] = []
-    text.reserveCapacity(bytes.count * 2)
-    for byte in bytes {
-        text.append(digits[Int(byte >> 4)])
-        text.append(digits[Int(byte & 0x0F)])
-    }
-    return String(decoding: text, as: UTF8.self)
 }

@@ -56,7 +56,7 @@ struct Encode: ParsableCommand {
             let value = try MessagePackValue(json: try readInput(file))
             let bytes = try value.bytes()
             if hex {
-                try writeOutput(Array((hexString(bytes) + "\n").utf8))
+                try writeOutput(Array((_hexString(bytes) + "\n").utf8))
             } else {
                 try writeOutput(bytes)
             }

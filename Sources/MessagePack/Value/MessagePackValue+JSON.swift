@@ -473,8 +473,20 @@ extension String {
     }
 }
 
-/// The value of one hex digit, either case.
-func _hexDigit(_ byte: UInt8) -> UInt8? {
+/// Lowercase hex, two digits a byte (also the `msgpack` tool's).
+package func _hexString(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var text: [UInt8] = []
+    text.reserveCapacity(bytes.count * 2)
+    for byte in bytes {
+        text.append(digits[Int(byte >> 4)])
+        text.append(digits[Int(byte & 0x0F)])
+    }
+    return String(decoding: text, as: UTF8.self)
+}
+
+/// The value of one hex digit, either case (also the `msgpack` tool's).
+package func _hexDigit(_ byte: UInt8) -> UInt8? {
     switch byte {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
     case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
@@ -528,7 +540,7 @@ struct _JSONWriter {
             }
         case .string(let string): writeString(string)
         case .binary(let bytes):
-            writeTag("$bin", indent: indent) { writer, _ in writer.writeString(Self.hex(bytes)) }
+            writeTag("$bin", indent: indent) { writer, _ in writer.writeString(_hexString(bytes)) }
         case .array(let elements):
             writeArray(elements, indent: indent) { writer, element, indent in writer.write(element, indent: indent) }
         case .map(let pairs):
@@ -549,7 +561,7 @@ struct _JSONWriter {
             }
         case .extension(let ext):
             writeTag("$ext", indent: indent) { writer, indent in
-                writer.writeObject([("type", .int(Int64(ext.type))), ("data", .string(Self.hex(ext.data)))], indent: indent)
+                writer.writeObject([("type", .int(Int64(ext.type))), ("data", .string(_hexString(ext.data)))], indent: indent)
             }
         }
     }
@@ -582,17 +594,6 @@ struct _JSONWriter {
         if value.isNaN { return "nan" }
         if value.isInfinite { return value < 0 ? "-inf" : "inf" }
         return nil
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
     }
 
     /// `{"<tag>": <payload>}`, the payload written by `body` at the given indent.
@@ -646,7 +647,7 @@ struct _JSONWriter {
             case 0x09: append("\\t")
             case 0x08: append("\\b")
             case 0x0C: append("\\f")
-            case 0x00..<0x20: append("\\u00" + Self.hex([byte]))
+            case 0x00..<0x20: append("\\u00" + _hexString([byte]))
             default: output.append(byte)
             }
         }
