@@ -5,10 +5,10 @@
 enum _Frame {
     /// The header for a payload of `length` bytes: 4 bytes, or 12 above 0x7fffffff.
     static func header(forLength length: Int) -> [UInt8] {
-        if length > 0x7fff_ffff {
-            return [0xff, 0xff, 0xff, 0xff] + bigEndian(UInt64(length), width: 8)
+        [UInt8](unsafeUninitializedCapacity: headerSize(forLength: length)) { buffer, count in
+            writeHeader(forLength: length, to: UnsafeMutableRawPointer(buffer.baseAddress!))
+            count = buffer.count
         }
-        return bigEndian(UInt64(length), width: 4)
     }
 
     /// The size of the header for a payload of `length` bytes.
@@ -30,38 +30,37 @@ enum _Frame {
     /// The payload length a 4-byte header states: a length, or `nil` for the -1
     /// that announces an 8-byte length. Other negative values are invalid.
     static func length(fromShortHeader bytes: [UInt8]) throws(ConnectionError) -> Int? {
-        let value = Int32(bitPattern: UInt32(fromBigEndian: bytes))
-        if value == -1 { return nil }
-        guard value >= 0 else {
-            throw ConnectionError(.invalidFrame, "a frame header states the length \(value)")
-        }
-        return Int(value)
+        try length(short: UInt32(fromBigEndian: bytes))
     }
 
     /// The payload length an 8-byte header states.
     static func length(fromLongHeader bytes: [UInt8]) throws(ConnectionError) -> Int {
-        let value = UInt64(fromBigEndian: bytes)
-        guard value <= UInt64(Int.max) else {
-            throw ConnectionError(.invalidFrame, "a frame header states the length \(value)")
-        }
-        return Int(value)
+        try length(long: UInt64(fromBigEndian: bytes))
     }
 
     /// The header at the start of `bytes`: its size (4 or 12) and the payload length
     /// it states; nil when `bytes` does not hold the whole header yet.
     static func header(in bytes: UnsafeRawBufferPointer) throws(ConnectionError) -> (size: Int, length: Int)? {
         guard bytes.count >= 4 else { return nil }
-        let short = Int32(bitPattern: UInt32(bigEndian: bytes.loadUnaligned(as: UInt32.self)))
-        if short >= 0 { return (4, Int(short)) }
-        guard short == -1 else { throw ConnectionError(.invalidFrame, "a frame header states the length \(short)") }
+        if let length = try length(short: UInt32(bigEndian: bytes.loadUnaligned(as: UInt32.self))) { return (4, length) }
         guard bytes.count >= 12 else { return nil }
-        let long = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
-        guard long <= UInt64(Int.max) else { throw ConnectionError(.invalidFrame, "a frame header states the length \(long)") }
-        return (12, Int(long))
+        return (12, try length(long: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt64.self))))
     }
 
-    private static func bigEndian(_ value: UInt64, width: Int) -> [UInt8] {
-        (0..<width).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64(width - 1 - $0))) }
+    private static func length(short value: UInt32) throws(ConnectionError) -> Int? {
+        let signed = Int32(bitPattern: value)
+        if signed == -1 { return nil }
+        guard signed >= 0 else {
+            throw ConnectionError(.invalidFrame, "a frame header states the length \(signed)")
+        }
+        return Int(signed)
+    }
+
+    private static func length(long value: UInt64) throws(ConnectionError) -> Int {
+        guard value <= UInt64(Int.max) else {
+            throw ConnectionError(.invalidFrame, "a frame header states the length \(value)")
+        }
+        return Int(value)
     }
 }
 

@@ -331,8 +331,3 @@ func _pollWritable(_ fd: FileDescriptor, deadline: ContinuousClock.Instant?) thr
         if error != .interrupted { throw error }
     }
 }
-
-/// The pipe's capacity. The corresponding C call is `fcntl(F_GETPIPE_SZ)`.
-func _pipeSize(_ fd: FileDescriptor) -> Int {
-    Int(swiftmp_get_pipe_size(fd.rawValue))
-}
