@@ -179,7 +179,7 @@ extension Queue {
         if record.ended_by_reader == 0 {
             // The item is gone: its task is done (once, unless its writer forgot the frame
             // already, thinking none of it had reached the pipe).
-            if record.total != 0 { control.finishTask() }
+            if record.total != 0 { control.finishTasks() }
             record.ended_by_reader = 1
         }
         record.total = max(1, missing)

@@ -80,12 +80,12 @@ extension Queue {
                 do {
                     freed = try control.wait(for: control.notFull, until: deadline) { control.count >= limit }
                 } catch {
-                    control.finishTask()
+                    control.finishTasks()
                     throw error
                 }
             }
             if !freed {
-                control.finishTask()
+                control.finishTasks()
                 throw QueueError.full
             }
         }
@@ -142,13 +142,7 @@ extension Queue {
     /// returns how many (0: none, nothing written).
     private func writeGathered(_ state: inout LocalState) -> Int {
         var batch: [UInt8] = []
-        batch.reserveCapacity(Int(PIPE_BUF))
-        var count = 0
-        for frame in state.pending[state.pendingStart...] {
-            guard frame.count <= Int(PIPE_BUF), batch.count + frame.count <= Int(PIPE_BUF) else { break }
-            batch.append(contentsOf: frame)
-            count += 1
-        }
+        let count = state.gatherSmallFrames(into: &batch)
         guard count > 0, let lock = control.tryLock(control.writeLock), lock != .timedOut else { return 0 }
         defer { control.unlock(control.writeLock) }
         guard control.writeRecord.total == 0 else { return 0 }  // for the writer thread to deal with
@@ -160,15 +154,7 @@ extension Queue {
             if let entry = state.writerEntry { swiftmp_add64(_ControlBlock.pending(of: entry), Int64(count)) }
             return 0
         }
-        for index in state.pendingStart..<(state.pendingStart + count) {
-            state.pendingBytes -= state.pending[index].count
-            state.pending[index] = []
-        }
-        state.pendingStart += count
-        if state.pendingStart == state.pending.count {
-            state.pending.removeAll(keepingCapacity: true)
-            state.pendingStart = 0
-        }
+        state.removeWritten(count)
         return count
     }
 
@@ -197,10 +183,9 @@ extension Queue {
     /// `write()`s as it can.
     func drain() {
         var batch: [UInt8] = []
-        batch.reserveCapacity(Int(PIPE_BUF))
         while true {
             // The next frames: one larger than PIPE_BUF, or as many smaller ones as fit in it.
-            let next = local.withLock { state -> (count: Int, large: [UInt8]?)? in
+            let next = local.withLock { state -> (count: Int, large: [UInt8]?, entry: UnsafeMutablePointer<swiftmp_writer>?)? in
                 guard state.pendingStart < state.pending.count else {
                     state.pending.removeAll(keepingCapacity: true)
                     state.pendingStart = 0
@@ -208,18 +193,11 @@ extension Queue {
                     return nil
                 }
                 let first = state.pending[state.pendingStart]
-                if first.count > Int(PIPE_BUF) { return (1, first) }
-                batch.removeAll(keepingCapacity: true)
-                var count = 0
-                for frame in state.pending[(state.pendingStart)...] {
-                    guard batch.count + frame.count <= Int(PIPE_BUF) else { break }
-                    batch.append(contentsOf: frame)
-                    count += 1
-                }
-                return (count, nil)
+                if first.count > Int(PIPE_BUF) { return (1, first, state.writerEntry) }
+                return (state.gatherSmallFrames(into: &batch), nil, state.writerEntry)
             }
             guard var next else { return }
-            let entry = local.withLock { $0.writerEntry }
+            let entry = next.entry
             do {
                 guard try write(next.large, orBatch: batch, of: next.count, countedIn: entry) else {
                     // Part of a dead writer's frame is in the pipe: a reader ends it. Until
@@ -233,20 +211,7 @@ extension Queue {
                 dropped(next.count, because: error)
             }
             next.large = nil  // the pending list's reference is then the only one: reusable without a copy
-            local.withLock { state in
-                for index in state.pendingStart..<(state.pendingStart + next.count) {
-                    state.pendingBytes -= state.pending[index].count
-                    if state.pending[index].count >= Self.largeFrame && state.pending[index].capacity <= 64 << 20 && state.spareFrames.count < 2 {
-                        state.spareFrames.append(state.pending[index])
-                    }
-                    state.pending[index] = []  // written: free it now
-                }
-                state.pendingStart += next.count
-                if state.pendingStart >= 4096 && state.pendingStart * 2 >= state.pending.count {
-                    state.pending.removeFirst(state.pendingStart)
-                    state.pendingStart = 0
-                }
-            }
+            local.withLock { $0.removeWritten(next.count) }
             for _ in 0..<next.count { drained.leave() }
         }
     }
@@ -279,9 +244,7 @@ extension Queue {
     /// their slots and tasks freed.
     private func dropped(_ count: Int, because error: any Error) {
         _writeStandardError("swift-multiprocessing: \(count) queue item(s) could not be written (\(error)); they are dropped.")
-        swiftmp_add64(control.put, -Int64(count))
-        control.signal(control.notFull)
-        for _ in 0..<count { control.finishTask() }
+        control.forgetItems(Int64(count))
     }
 
     /// Writes whole frames, at most PIPE_BUF bytes in all, with the write lock held:
@@ -328,9 +291,7 @@ extension Queue {
         guard record.ended_by_reader == 0, record.total <= 0 || record.left >= record.total else { return false }
         // Recorded first: a process killed after this leaks a slot at worst, never frees one twice.
         control.commit(swiftmp_write_record(total: 0, left: 0, ended_by_reader: 0))
-        swiftmp_add64(control.put, -1)
-        if maxsize > 0 { control.signal(control.notFull) }
-        control.finishTask()
+        control.forgetItems(1)
         return true
     }
 }

@@ -66,6 +66,41 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
         var spareFrames: [[UInt8]] = []
         /// Where the control block counts this process's pending frames (claimed on first use).
         var writerEntry: UnsafeMutablePointer<swiftmp_writer>?
+
+        /// The first pending frames of at most PIPE_BUF bytes each, as many as fit in
+        /// PIPE_BUF bytes together (one write that enters the pipe whole), copied into
+        /// `batch`; returns how many.
+        mutating func gatherSmallFrames(into batch: inout [UInt8]) -> Int {
+            batch.removeAll(keepingCapacity: true)
+            batch.reserveCapacity(Int(PIPE_BUF))
+            var count = 0
+            for frame in pending[pendingStart...] {
+                guard frame.count <= Int(PIPE_BUF), batch.count + frame.count <= Int(PIPE_BUF) else { break }
+                batch.append(contentsOf: frame)
+                count += 1
+            }
+            return count
+        }
+
+        /// Forgets the first `count` pending frames, written now. Large ones are kept
+        /// (two at most) for `makeFrame` to reuse their memory.
+        mutating func removeWritten(_ count: Int) {
+            for index in pendingStart..<(pendingStart + count) {
+                pendingBytes -= pending[index].count
+                if pending[index].count >= Queue.largeFrame && pending[index].capacity <= 64 << 20 && spareFrames.count < 2 {
+                    spareFrames.append(pending[index])
+                }
+                pending[index] = []  // written: free it now
+            }
+            pendingStart += count
+            if pendingStart == pending.count {
+                pending.removeAll(keepingCapacity: true)
+                pendingStart = 0
+            } else if pendingStart >= 4096 && pendingStart * 2 >= pending.count {
+                pending.removeFirst(pendingStart)
+                pendingStart = 0
+            }
+        }
     }
 
     /// A queue holding at most `maxsize` items (0 or less, the default: no limit, as in Python).

@@ -151,9 +151,17 @@ final class _ControlBlock: @unchecked Sendable {
         if swiftmp_load32(event.waiters) > 0 { swiftmp_futex_wake_all(event.sequence) }
     }
 
-    /// One item fewer to finish (its task is done, or the item is gone).
-    func finishTask() {
-        if swiftmp_add64(unfinished, -1) <= 0 { signal(allDone) }
+    /// `count` tasks done (or their items gone): `join` wakes once none is left.
+    func finishTasks(_ count: Int64 = 1) {
+        if swiftmp_add64(unfinished, -count) <= 0 { signal(allDone) }
+    }
+
+    /// `count` items put that will never reach a reader (their frames were never
+    /// written): their slots and tasks are freed.
+    func forgetItems(_ count: Int64) {
+        swiftmp_add64(put, -count)
+        signal(notFull)
+        finishTasks(count)
     }
 
     // MARK: Records
@@ -212,10 +220,7 @@ final class _ControlBlock: @unchecked Sendable {
             let lost = swiftmp_exchange64(Self.pending(of: entry), 0)
             swiftmp_store64(Self.start(of: entry), 0)
             _ = swiftmp_replace32s(Self.pid(of: entry), -1, 0)
-            guard lost > 0 else { continue }
-            swiftmp_add64(put, -lost)
-            signal(notFull)
-            if swiftmp_add64(unfinished, -lost) <= 0 { signal(allDone) }
+            if lost > 0 { forgetItems(lost) }
         }
     }
 
