@@ -95,13 +95,6 @@ let entries: [any ChildProcessEntry] = [
     // opens what libraries keep for good), and whether any child was left unreaped.
     ChildProcess.Entry("leak-check") { (results: Connection) in
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        func descriptors() -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { fd in
-                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)") else { return nil }
-                return "\(fd) -> \(target)"
-            }.sorted()
-        }
-        func sharedMemory() -> Set<String> { Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []) }
         func work() throws -> Tally {
             let queue = try Queue<Int>(maxsize: 100)
             let joinable = try JoinableQueue<Int>()
@@ -131,20 +124,15 @@ let entries: [any ChildProcessEntry] = [
             for child in children { _ = try child.join() }
             return tally
         }
-        // libdispatch opens its event descriptors (epoll, eventfd, timerfd) once, on
-        // first use; a queue's writer thread and its timer use them.
-        let timerFired = DispatchSemaphore(value: 0)
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(1)) { timerFired.signal() }
-        timerFired.wait()
+        ProcessSnapshot.dispatchWarmedUp
         _ = try work()
-        let before = descriptors()
-        let shm = sharedMemory()
+        let before = ProcessSnapshot()
         let tally = try work()
-        var status: Int32 = 0
-        let unreaped = waitpid(-1, &status, WNOHANG) != -1 || errno != ECHILD
+        let after = ProcessSnapshot()
         try results.send(LeakReport(
-            descriptorsBefore: before, descriptorsAfter: descriptors(),
-            sharedMemoryAdded: sharedMemory().subtracting(shm).sorted(), unreapedChildren: unreaped, delivered: tally))
+            descriptorsBefore: before.descriptors, descriptorsAfter: after.descriptors,
+            sharedMemoryAdded: after.sharedMemory.subtracting(before.sharedMemory).sorted(),
+            unreapedChildren: ProcessSnapshot.hasChildren(), delivered: tally))
     },
     // Reports the descriptors open in the child.
     ChildProcess.Entry("descriptors") { (connection: Connection) in

@@ -4,11 +4,6 @@ import Multiprocessing
 import MultiprocessingTestSupport
 import Testing
 
-/// Names in /dev/shm, to check that nothing is left there.
-func sharedMemoryNames() -> Set<String> {
-    Set((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [])
-}
-
 /// Starts `count` consumer children on `queue`; each reports its Tally through its connection.
 func startConsumers(_ count: Int, on queue: Queue<Int>) throws -> (results: [Connection], children: [ChildProcess]) {
     var results: [Connection] = []
@@ -20,6 +15,20 @@ func startConsumers(_ count: Int, on queue: Queue<Int>) throws -> (results: [Con
         results.append(mine)
     }
     return (results, children)
+}
+
+/// Starts the helper's `entry` with the argument `argument` builds around a
+/// connection, waits until the child says `word` on it, then gives the child a
+/// moment to settle into what it waits on (a lock, a full queue, a full pipe).
+func startSettled<Argument: Codable & Sendable>(
+    _ entry: String, saying word: String, _ argument: (Connection) -> Argument
+) throws -> ChildProcess {
+    let (mine, theirs) = try Connection.pipe()
+    let child = try ChildProcess.start(executable: helper, entry: entry, argument: argument(theirs))
+    theirs.close()
+    #expect(try mine.receive(String.self, timeout: .seconds(60)) == word)
+    usleep(300_000)
+    return child
 }
 
 /// The consumers' tallies added up, once each has reported and exited with code 0.
@@ -54,12 +63,12 @@ struct QueueTests {
 
     @Test("1 producer and 1 consumer process: 100,000 items, each delivered once")
     func oneToOne() throws {
-        let shm = sharedMemoryNames()
+        let shm = ProcessSnapshot().sharedMemory
         let queue = try Queue<Int>(maxsize: 1000)
         let tally = try move(100_000, producers: 1, consumers: 1, queue: queue)
         #expect(tally == Tally(count: 100_000, sum: (0..<100_000).reduce(0, +)))
         #expect(queue.isEmpty)
-        #expect(sharedMemoryNames() == shm)  // nothing named in /dev/shm
+        #expect(ProcessSnapshot().sharedMemory == shm)  // nothing named in /dev/shm
     }
 
     @Test("4 producers and 4 consumers: 100,000 items, each delivered once")
@@ -174,11 +183,8 @@ struct QueueTests {
     @Test("a consumer killed while it waits in get (holding the read lock) does not stop the next one; nothing is lost")
     func killedConsumer() throws {
         let queue = try Queue<Int>()
-        let (mine, theirs) = try Connection.pipe()
-        let blocked = try ChildProcess.start(executable: helper, entry: "queue-block-get", argument: Consumption(queue: queue, results: theirs))
-        theirs.close()
-        #expect(try mine.receive(String.self, timeout: .seconds(60)) == "ready")
-        usleep(300_000)  // let it reach get and take the read lock
+        // It reaches get and takes the read lock.
+        let blocked = try startSettled("queue-block-get", saying: "ready") { Consumption(queue: queue, results: $0) }
         try blocked.kill()
         #expect(try blocked.join(timeout: .seconds(60)) == .signaled(SIGKILL))
         for value in 1...10 { try queue.put(value) }
@@ -195,11 +201,8 @@ struct QueueTests {
     func killedProducer() throws {
         let queue = try Queue<Int>(maxsize: 1)
         try queue.put(1)
-        let (mine, theirs) = try Connection.pipe()
-        let blocked = try ChildProcess.start(executable: helper, entry: "queue-block-put", argument: Consumption(queue: queue, results: theirs))
-        theirs.close()
-        #expect(try mine.receive(String.self, timeout: .seconds(60)) == "ready")
-        usleep(300_000)  // let it reach put and wait for a slot
+        // It reaches put and waits for a slot.
+        let blocked = try startSettled("queue-block-put", saying: "ready") { Consumption(queue: queue, results: $0) }
         try blocked.kill()
         #expect(try blocked.join(timeout: .seconds(60)) == .signaled(SIGKILL))
         #expect(queue.count == 1)  // the dead producer took no slot
@@ -242,11 +245,8 @@ struct QueueRecoveryTests {
     /// Starts a child that puts an 8 MiB blob (the pipe holds 1 MiB at most) and
     /// kills it while its writer thread is in the middle of the frame.
     func killWriterMidFrame(_ queue: Queue<[UInt8]>) throws {
-        let (mine, theirs) = try Connection.pipe()
-        let writer = try ChildProcess.start(executable: helper, entry: "blob-put-and-wait", argument: BlobWork(queue: queue, results: theirs, size: 8 << 20))
-        theirs.close()
-        #expect(try mine.receive(String.self, timeout: .seconds(60)) == "put")
-        usleep(300_000)  // let its writer thread fill the pipe and wait for room, holding the write lock
+        // Its writer thread fills the pipe and waits for room, holding the write lock.
+        let writer = try startSettled("blob-put-and-wait", saying: "put") { BlobWork(queue: queue, results: $0, size: 8 << 20) }
         try writer.kill()
         #expect(try writer.join(timeout: .seconds(60)) == .signaled(SIGKILL))
     }
@@ -275,12 +275,8 @@ struct QueueRecoveryTests {
     @Test("a producer killed with items its writer thread had yet to write: their slots are freed for the others")
     func killedWithItemsWaiting() throws {
         let queue = try Queue<[UInt8]>(maxsize: 4)
-        let (mine, theirs) = try Connection.pipe()
         // Four 1 MiB items: the pipe holds about one; the rest wait in the child's writer thread.
-        let writer = try ChildProcess.start(executable: helper, entry: "blob-put-and-wait", argument: BlobWork(queue: queue, results: theirs, size: 1 << 20, count: 4))
-        theirs.close()
-        #expect(try mine.receive(String.self, timeout: .seconds(60)) == "put")
-        usleep(300_000)
+        let writer = try startSettled("blob-put-and-wait", saying: "put") { BlobWork(queue: queue, results: $0, size: 1 << 20, count: 4) }
         #expect(queue.isFull)
         try writer.kill()
         // Full, until a waiting put finds the dead producer (not yet reaped: a zombie
