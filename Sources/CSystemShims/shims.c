@@ -2,8 +2,8 @@
 #include "CSystemShims.h"
 #include <fcntl.h>
 #include <unistd.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 
 int swiftmp_pipe2(int fds[2], int nonblocking) {
     return pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0));
@@ -15,11 +15,6 @@ int swiftmp_set_pipe_size(int fd, int size) {
 
 int swiftmp_get_pipe_size(int fd) {
     return fcntl(fd, F_GETPIPE_SZ);
-}
-
-int swiftmp_bytes_readable(int fd) {
-    int available = 0;
-    return ioctl(fd, FIONREAD, &available) == 0 ? available : -1;
 }
 
 int swiftmp_memfd_create(const char *name) {
@@ -39,22 +34,32 @@ int swiftmp_mutex_clocklock(pthread_mutex_t *mutex, const struct timespec *deadl
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
-int swiftmp_queue_control_init(swiftmp_queue_control *control, int64_t maxsize) {
+int swiftmp_ring_control_init(swiftmp_ring_control *control, uint64_t capacity, uint64_t data_offset, int64_t maxsize) {
     pthread_mutexattr_t mutex_attr;
     int result;
     if ((result = pthread_mutexattr_init(&mutex_attr))) return result;
     pthread_mutexattr_setpshared(&mutex_attr, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&mutex_attr, PTHREAD_MUTEX_ROBUST);
-    if ((result = pthread_mutex_init(&control->write_lock, &mutex_attr))
+    if ((result = pthread_mutex_init(&control->slots_lock, &mutex_attr))
+        || (result = pthread_mutex_init(&control->write_lock, &mutex_attr))
         || (result = pthread_mutex_init(&control->read_lock, &mutex_attr))) {
         pthread_mutexattr_destroy(&mutex_attr);
         return result;
     }
     pthread_mutexattr_destroy(&mutex_attr);
+    control->capacity = capacity;
+    control->data_offset = data_offset;
     control->maxsize = maxsize;
-    control->version = 2;
-    control->magic = SWIFTMP_QUEUE_MAGIC;
+    control->slots_intent.entry = -1;
+    control->write_intent.entry = -1;
+    control->read_intent.entry = -1;
+    control->version = SWIFTMP_RING_VERSION;
+    __atomic_store_n(&control->magic, SWIFTMP_RING_MAGIC, __ATOMIC_SEQ_CST);
     return 0;
+}
+
+int swiftmp_eventfd(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
 
 int swiftmp_robust_lock(pthread_mutex_t *mutex, const struct timespec *deadline) {

@@ -15,8 +15,6 @@ int swiftmp_pipe2(int fds[2], int nonblocking);
 int swiftmp_set_pipe_size(int fd, int size);
 /// fcntl(fd, F_GETPIPE_SZ): the pipe's capacity, or -1.
 int swiftmp_get_pipe_size(int fd);
-/// ioctl(fd, FIONREAD): bytes waiting to be read, or -1.
-int swiftmp_bytes_readable(int fd);
 /// memfd_create(name, MFD_CLOEXEC).
 int swiftmp_memfd_create(const char *name);
 /// posix_spawn_file_actions_addclosefrom_np(actions, from).
@@ -27,127 +25,117 @@ int swiftmp_mutex_clocklock(pthread_mutex_t *mutex, const struct timespec *deadl
 #include <stdbool.h>
 #include <stdint.h>
 
-/// Bytes of the read-ahead buffer in a queue's control block: readers take up to
-/// this much from the pipe in one read() and leave what is not theirs for the next.
-#define SWIFTMP_READ_AHEAD 65536
-/// Processes whose frames wait in their writer thread, counted (see `swiftmp_writer`).
-#define SWIFTMP_WRITER_SLOTS 64
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
+int swiftmp_eventfd(void);
 
-/// A process that put items whose frames are not yet in the pipe (they wait in its
-/// writer thread), and how many. If the process dies, another frees their slots.
+// MARK: A queue's shared segment (see _Ring.swift, which owns the protocol)
+
+/// Processes that put on a queue, with their slot counts (see `swiftmp_writer`).
+#define SWIFTMP_WRITER_SLOTS 128
+#define SWIFTMP_RING_MAGIC 0x474e4952u  /* "RING" */
+#define SWIFTMP_RING_VERSION 3
+
+/// A process that puts on the queue. `reserved` and `published` only grow while it
+/// lives; `reserved - published` are its items that hold a slot but are not in the
+/// ring yet (they wait in its writer thread). If it dies, another process frees them.
 typedef struct swiftmp_writer {
-    int32_t pid;                 // 0: a free entry; -1: being claimed or freed
+    int32_t pid;                 // 0: a free entry
     int32_t unused;
     int64_t start;               // the process's start time, so a reused pid is not taken for it
-    int64_t pending;
+    int64_t reserved;            // slots it took, ever (slots lock)
+    int64_t published;           // of those, items whose frame entered the ring (write lock)
 } swiftmp_writer;
 
-/// What readers have taken from the pipe. Changed only under the read lock, and
-/// only by `swiftmp_commit_read`, so that a reader killed at any instruction
-/// leaves either the old record or the new one, never a mix.
-typedef struct swiftmp_read_record {
-    uint32_t start;              // the read-ahead bytes not yet taken: [start, end)
-    uint32_t end;
-    int64_t taken;               // frames taken from the pipe, ever
-    int64_t skip;                // bytes of a frame taken but still in the pipe, to skip (its reader died, or refused it)
-} swiftmp_read_record;
+/// The record each side writes before its commit store (see _Ring.swift): if the
+/// lock holder dies after the store, the next holder finishes what it says.
+typedef struct swiftmp_intent {
+    uint64_t key;                // the commit store's value: an index, or the slots sequence
+    int64_t counter;             // reserved (slots) or taken (read)
+    int64_t lost;                // read: frames ended by an abort
+    int32_t entry;               // a writers-table index, or -1
+    int32_t free_entry;          // slots: the entry is given back
+    int64_t entry_value;         // the entry's reserved (slots) or published (write)
+} swiftmp_intent;
 
-/// The frame a writer is putting in the pipe; the write lock's counterpart of the
-/// above. A frame of at most PIPE_BUF bytes enters the pipe in one write, so only a
-/// larger one is ever recorded here.
-typedef struct swiftmp_write_record {
-    int64_t total;               // bytes of the frame being written, header included (0: none)
-    int64_t left;                // bytes of it not yet in the pipe
-    int64_t ended_by_reader;     // its writer is gone, and a reader is filling it out
-} swiftmp_write_record;
-
-/// The shared control block of a queue: one per queue, in a memfd segment mapped
-/// MAP_SHARED by every process holding the queue. Laid out in C so every process
-/// (and language) agrees on it. Counters are changed with atomic instructions, so
-/// no lock guards them and a process killed at any point leaves them whole.
-typedef struct swiftmp_queue_control {
-    uint32_t magic;              // SWIFTMP_QUEUE_MAGIC once initialized
+/// The control block at the start of a queue's memfd segment; the ring's bytes
+/// follow at `data_offset`. Fields are grouped by the lock that guards them, a
+/// cache line apart, so a busy writer and a busy reader do not share lines.
+typedef struct swiftmp_ring_control {
+    uint32_t magic;
     uint32_t version;
-    pthread_mutex_t write_lock;  // one writer of frames at a time (robust, process-shared)
-    pthread_mutex_t read_lock;   // one reader of frames at a time (robust, process-shared)
-    int64_t maxsize;             // 0: unbounded
-    // Fields are grouped by who writes them, 64 bytes (a cache line) apart, so that
-    // a busy writer and a busy reader do not keep taking lines from each other.
-    uint8_t apart1[64];
-    // Written by put and writers:
-    int64_t put;    // slots taken by put, ever, less items that never reached the pipe
-    int64_t unfinished;          // JoinableQueue: items put and not yet task_done
-    uint32_t write_current;      // which of `write` is current
-    swiftmp_write_record write[2];
+    uint64_t capacity;           // bytes in the ring: a power of two
+    uint64_t data_offset;        // where they start, from the segment's start
+    int64_t maxsize;             // 0: no limit
+    pthread_mutex_t slots_lock;  // robust, process-shared: held only for a few stores
+    pthread_mutex_t write_lock;  // one writer of frames at a time
+    pthread_mutex_t read_lock;   // one reader of frames at a time
+    uint8_t apart1[64];          // (padding, not _Alignas: Swift does not import over-aligned fields)
+    uint64_t slots_seq;   // slots lock: commits of the slot counts
+    int64_t reserved;            // items put, ever, less those lost before entering the ring
+    swiftmp_intent slots_intent;
+    int64_t done;                // taskDone calls, ever (one atomic add each, no lock)
+    uint32_t slot_event;         // futex: changes when a slot may have been freed
+    uint32_t slot_waiters;
+    uint32_t done_event;         // futex: changes when every task may be done
+    uint32_t done_waiters;
     uint8_t apart2[64];
-    // Written by readers:
-    int64_t taken;  // the current read record's `taken`, for count = put - taken
-    uint32_t read_current;       // which of `read` is current
-    // Wake-up words (futexes) instead of pthread condition variables: glibc's
-    // process-shared condition variables are not robust to a waiter killed by
-    // SIGKILL (a later broadcast waits forever for it to leave). A futex waiter
-    // leaves nothing behind but its mark in *_waiters, which costs a spare wake-up.
-    uint32_t not_full_seq;       // changes when a slot is freed
-    swiftmp_read_record read[2];
+    uint64_t write_index; // write lock: bytes published; bit 0: a frame is open
+    swiftmp_intent write_intent;
+    uint32_t space_waiters;      // writers asleep on read_index's low word
+    uint32_t pollers;            // processes waiting on the readiness eventfd
     uint8_t apart3[64];
-    // Written by waiters, and rarely:
-    uint32_t not_full_waiters;
-    uint32_t all_done_seq;       // changes when unfinished reaches 0
-    uint32_t all_done_waiters;
+    uint64_t read_index;  // read lock: bytes consumed; bit 0: skip to the frame's end
+    int64_t taken;               // frames taken, ever
+    int64_t lost;                // frames taken whose writer died before their end
+    swiftmp_intent read_intent;
+    uint32_t data_waiters;       // readers asleep on write_index's low word
+    uint8_t apart4[64];
     swiftmp_writer writers[SWIFTMP_WRITER_SLOTS];
-    uint8_t read_ahead[SWIFTMP_READ_AHEAD];
-} swiftmp_queue_control;
+} swiftmp_ring_control;
 
-#define SWIFTMP_QUEUE_MAGIC 0x51554555u  /* "QUEU" */
+/// Writes an intent, its key first and each field after the one before (release
+/// stores), so that a holder killed half-way leaves a key that no commit matches.
+static inline void swiftmp_intent_write(swiftmp_intent *intent, uint64_t key, int64_t counter, int64_t lost,
+                                        int32_t entry, int32_t free_entry, int64_t entry_value) {
+    __atomic_store_n(&intent->key, key, __ATOMIC_RELEASE);
+    __atomic_store_n(&intent->counter, counter, __ATOMIC_RELEASE);
+    __atomic_store_n(&intent->lost, lost, __ATOMIC_RELEASE);
+    __atomic_store_n(&intent->entry, entry, __ATOMIC_RELEASE);
+    __atomic_store_n(&intent->free_entry, free_entry, __ATOMIC_RELEASE);
+    __atomic_store_n(&intent->entry_value, entry_value, __ATOMIC_RELEASE);
+}
 
-/// Initializes a zeroed control block: the two robust process-shared mutexes.
+/// Initializes a zeroed control block: its three robust process-shared mutexes.
 /// 0 or an error number.
-int swiftmp_queue_control_init(swiftmp_queue_control *control, int64_t maxsize);
+int swiftmp_ring_control_init(swiftmp_ring_control *control, uint64_t capacity, uint64_t data_offset, int64_t maxsize);
 
-/// The read-ahead buffer (too large an array for Swift to import as a field).
-static inline uint8_t *swiftmp_read_ahead(swiftmp_queue_control *control) { return control->read_ahead; }
+/// The writers table (an array of structs Swift imports as a tuple).
+static inline swiftmp_writer *swiftmp_ring_writers(swiftmp_ring_control *control) { return control->writers; }
 
-static inline swiftmp_read_record swiftmp_read_record_current(const swiftmp_queue_control *control) {
-    return control->read[__atomic_load_n(&control->read_current, __ATOMIC_ACQUIRE) & 1];
-}
+// MARK: Atomics on shared memory (sequentially consistent unless named otherwise)
 
-/// Writes `next` beside the current read record, then makes it current with one store.
-static inline void swiftmp_read_record_commit(swiftmp_queue_control *control, swiftmp_read_record next) {
-    uint32_t other = (__atomic_load_n(&control->read_current, __ATOMIC_ACQUIRE) & 1) ^ 1;
-    control->read[other] = next;
-    __atomic_store_n(&control->read_current, other, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&control->taken, next.taken, __ATOMIC_SEQ_CST);
+static inline int64_t swiftmp_load64(const int64_t *v) { return __atomic_load_n(v, __ATOMIC_SEQ_CST); }
+static inline void swiftmp_store64(int64_t *v, int64_t n) { __atomic_store_n(v, n, __ATOMIC_SEQ_CST); }
+static inline int64_t swiftmp_add64(int64_t *v, int64_t d) { return __atomic_add_fetch(v, d, __ATOMIC_SEQ_CST); }
+static inline bool swiftmp_cas64(int64_t *v, int64_t expected, int64_t desired) {
+    return __atomic_compare_exchange_n(v, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
-
-static inline swiftmp_write_record swiftmp_write_record_current(const swiftmp_queue_control *control) {
-    return control->write[__atomic_load_n(&control->write_current, __ATOMIC_ACQUIRE) & 1];
+static inline uint64_t swiftmp_load_u64(const uint64_t *v) { return __atomic_load_n(v, __ATOMIC_SEQ_CST); }
+static inline uint64_t swiftmp_load_u64_acquire(const uint64_t *v) { return __atomic_load_n(v, __ATOMIC_ACQUIRE); }
+static inline void swiftmp_store_u64(uint64_t *v, uint64_t n) { __atomic_store_n(v, n, __ATOMIC_SEQ_CST); }
+static inline uint32_t swiftmp_load32(const uint32_t *v) { return __atomic_load_n(v, __ATOMIC_SEQ_CST); }
+static inline void swiftmp_store32(uint32_t *v, uint32_t n) { __atomic_store_n(v, n, __ATOMIC_SEQ_CST); }
+static inline uint32_t swiftmp_add32(uint32_t *v, uint32_t d) { return __atomic_add_fetch(v, d, __ATOMIC_SEQ_CST); }
+static inline int32_t swiftmp_load32s(const int32_t *v) { return __atomic_load_n(v, __ATOMIC_SEQ_CST); }
+static inline void swiftmp_store32s(int32_t *v, int32_t n) { __atomic_store_n(v, n, __ATOMIC_SEQ_CST); }
+/// A spin-wait hint to the processor (x86 `pause`).
+static inline void swiftmp_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
 }
-
-/// Writes `next` beside the current write record, then makes it current with one store.
-static inline void swiftmp_write_record_commit(swiftmp_queue_control *control, swiftmp_write_record next) {
-    uint32_t other = (__atomic_load_n(&control->write_current, __ATOMIC_ACQUIRE) & 1) ^ 1;
-    control->write[other] = next;
-    __atomic_store_n(&control->write_current, other, __ATOMIC_SEQ_CST);
-}
-
-// Atomic operations on shared counters (sequentially consistent).
-static inline int64_t swiftmp_load64(const int64_t *value) { return __atomic_load_n(value, __ATOMIC_SEQ_CST); }
-static inline void swiftmp_store64(int64_t *value, int64_t new_value) { __atomic_store_n(value, new_value, __ATOMIC_SEQ_CST); }
-/// Adds `delta`; returns the new value.
-static inline int64_t swiftmp_add64(int64_t *value, int64_t delta) { return __atomic_add_fetch(value, delta, __ATOMIC_SEQ_CST); }
-/// Replaces `expected` with `desired`; false (nothing changed) if the value was not `expected`.
-static inline bool swiftmp_replace64(int64_t *value, int64_t expected, int64_t desired) {
-    return __atomic_compare_exchange_n(value, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-}
-static inline uint32_t swiftmp_load32(const uint32_t *value) { return __atomic_load_n(value, __ATOMIC_SEQ_CST); }
-static inline int64_t swiftmp_exchange64(int64_t *value, int64_t new_value) { return __atomic_exchange_n(value, new_value, __ATOMIC_SEQ_CST); }
-static inline int32_t swiftmp_load32s(const int32_t *value) { return __atomic_load_n(value, __ATOMIC_SEQ_CST); }
-static inline bool swiftmp_replace32s(int32_t *value, int32_t expected, int32_t desired) {
-    return __atomic_compare_exchange_n(value, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-}
-/// The writers table (too large an array of structs for Swift to import as a field, indexed).
-static inline swiftmp_writer *swiftmp_writers(swiftmp_queue_control *control) { return control->writers; }
-static inline void swiftmp_add32(uint32_t *value, int32_t delta) { __atomic_add_fetch(value, (uint32_t)delta, __ATOMIC_SEQ_CST); }
 
 /// Locks a robust mutex, waiting until `deadline` (CLOCK_MONOTONIC; NULL: forever).
 /// Returns 0; EOWNERDEAD when the last owner died holding it (the lock is then held

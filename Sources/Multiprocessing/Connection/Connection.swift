@@ -179,7 +179,7 @@ public final class Connection: Sendable {
     public func poll(timeout: Duration? = .zero) throws(ConnectionError) -> Bool {
         try check(writing: false)
         do {
-            return try _pollReadable([fileDescriptor], deadline: timeout.map { .now + $0 })[0]
+            return try _pollReadable([fileDescriptor], deadline: .after(timeout))[0]
         } catch {
             throw .system(error, "polling")
         }
@@ -192,7 +192,7 @@ public final class Connection: Sendable {
 public func wait(_ connections: [Connection], timeout: Duration? = nil) throws(ConnectionError) -> [Connection] {
     let open = connections.filter { !$0.isClosed }
     do {
-        let ready = try _pollReadable(open.map(\.fileDescriptor), deadline: timeout.map { .now + $0 })
+        let ready = try _pollReadable(open.map(\.fileDescriptor), deadline: .after(timeout))
         return zip(open, ready).filter { $0.1 }.map { $0.0 }
     } catch {
         throw .system(error, "waiting on connections")

@@ -44,11 +44,6 @@ func _growPipe(_ fd: FileDescriptor, to size: Int) -> Int {
     return Int(swiftmp_get_pipe_size(fd.rawValue))
 }
 
-/// Bytes waiting to be read. The corresponding C call is `ioctl(fd, FIONREAD)`.
-func _bytesReadable(_ fd: FileDescriptor) throws(Errno) -> Int {
-    Int(try _retrying { swiftmp_bytes_readable(fd.rawValue) })
-}
-
 /// Reads exactly `count` bytes into `buffer`, or fewer only at end of file.
 /// - Returns: The bytes read: `count`, or less when the other end closed.
 func _readFully(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
@@ -59,11 +54,6 @@ func _readFully(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer
         done += n
     }
     return done
-}
-
-/// One read: the bytes read, 0 at end of file. The corresponding C function is `read`.
-func _readSome(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
-    try _retrying { read(fd.rawValue, buffer.baseAddress!, buffer.count) }
 }
 
 /// Writes all of `buffer`. The corresponding C function is `write`.
@@ -77,15 +67,10 @@ func _writeFully(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) throws(
 /// Which of `fds` are readable (data, end of file or an error waiting), waiting
 /// until one is or the deadline passes (`nil`: forever).
 /// The corresponding C function is `poll`; EINTR restarts it with the time left.
-func _pollReadable(_ fds: [FileDescriptor], deadline: ContinuousClock.Instant?) throws(Errno) -> [Bool] {
+func _pollReadable(_ fds: [FileDescriptor], deadline: _Deadline?) throws(Errno) -> [Bool] {
     var entries = fds.map { pollfd(fd: $0.rawValue, events: Int16(POLLIN), revents: 0) }
     while true {
-        var timeout: CInt = -1
-        if let deadline {
-            let left = deadline - .now
-            timeout = left <= .zero ? 0 : CInt(clamping: min(left.components.seconds, 1 << 30) * 1000 + (left.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
-        }
-        let result = poll(&entries, nfds_t(entries.count), timeout)
+        let result = poll(&entries, nfds_t(entries.count), deadline?.millisecondsLeft ?? -1)
         if result >= 0 { return entries.map { $0.revents != 0 } }
         let error = Errno(rawValue: errno)
         if error != .interrupted { throw error }
@@ -216,23 +201,13 @@ func _signal(_ pid: pid_t, _ signal: CInt) throws(Errno) {
     _ = try _retrying { Glibc.kill(pid, signal) }
 }
 
-/// A process's start time (clock ticks after boot, field 22 of /proc/PID/stat), or
-/// nil if it is gone: no such process, or one that has ended and waits to be reaped
-/// (state Z or X). With the pid it names one process, even after the pid is reused.
-func _processStartTime(_ pid: pid_t) -> Int64? {
-    guard let fd = try? _retrying({ open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC) }) else { return nil }
-    defer { _ = Glibc.close(fd) }
-    var bytes = [UInt8](repeating: 0, count: 1024)
-    let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-    guard count > 0 else { return nil }
-    // "pid (command) state ppid …": the command may hold spaces and parentheses, so
-    // the fields are counted from the last ')'.
-    let text = bytes[..<count]
-    guard let close = text.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-    let fields = text[(close + 1)...].split(separator: UInt8(ascii: " "))
-    guard fields.count > 19, let state = fields[0].first, state != UInt8(ascii: "Z"), state != UInt8(ascii: "X") else { return nil }
-    return Int64(String(decoding: fields[19], as: UTF8.self))
+/// Opens a file for reading, close-on-exec. The corresponding C function is `open`.
+func _openReadOnly(_ path: String) throws(Errno) -> FileDescriptor {
+    FileDescriptor(rawValue: try _retrying { open(path, O_RDONLY | O_CLOEXEC) })
 }
+
+/// This process's id. The corresponding C function is `getpid`.
+func _currentProcessID() -> pid_t { getpid() }
 
 /// Sleeps for `duration`. The corresponding C function is `nanosleep`.
 func _sleep(_ duration: Duration) {
@@ -241,20 +216,11 @@ func _sleep(_ duration: Duration) {
     while nanosleep(&time, &left) == -1 && errno == EINTR { time = left }
 }
 
-/// This process's id and start time. The corresponding C function is `getpid`.
-let _processID: pid_t = getpid()
-let _processStart: Int64 = _processStartTime(getpid()) ?? 0
-
 /// Ends this process at once with `code` (used by a child after its entry ran;
 /// `exit` flushes stdio first).
 func _exit(code: CInt) -> Never {
     fflush(nil)
     exit(code)
-}
-
-/// Writes a line to standard error (descriptor 2), unbuffered.
-func _writeStandardError(_ line: String) {
-    try? _writeFully(FileDescriptor(rawValue: 2), Array((line + "\n").utf8))
 }
 
 // MARK: Shared memory, for a queue's control block
@@ -285,49 +251,21 @@ func _unmap(_ address: UnsafeMutableRawPointer, size: Int) {
     _ = munmap(address, size)
 }
 
-/// A CLOCK_MONOTONIC time `after` from now, for the pthread calls that take a deadline.
-func _monotonicDeadline(after: Duration) -> timespec {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    // Negative durations are "now"; huge ones are capped at about 136 years, not an overflow.
-    let seconds = min(max(after.components.seconds, 0), 1 << 32)
-    let nanoseconds = after.components.seconds < 0 ? 0 : max(after.components.attoseconds, 0) / 1_000_000_000
-    var deadline = timespec(tv_sec: now.tv_sec + Int(seconds), tv_nsec: now.tv_nsec + Int(nanoseconds))
-    if deadline.tv_nsec >= 1_000_000_000 { deadline.tv_sec += 1; deadline.tv_nsec -= 1_000_000_000 }
-    return deadline
+/// A counter descriptor that `poll` sees readable while it is not zero: how a
+/// queue tells pollers that an item may be there. Non-blocking, close-on-exec.
+/// The corresponding C function is `eventfd`.
+func _eventDescriptor() throws(Errno) -> FileDescriptor {
+    FileDescriptor(rawValue: try _retrying { swiftmp_eventfd() })
 }
 
-/// Makes writes to `fd` return at once with what fit, instead of waiting.
-/// The corresponding C calls are `fcntl(F_GETFL)` and `fcntl(F_SETFL, … | O_NONBLOCK)`.
-func _setNonblocking(_ fd: FileDescriptor) throws(Errno) {
-    let flags = try _retrying { fcntl(fd.rawValue, F_GETFL) }
-    _ = try _retrying { fcntl(fd.rawValue, F_SETFL, flags | O_NONBLOCK) }
+/// Adds 1 to an eventfd's counter (it is then readable). The corresponding C function is `write`.
+func _signalEventDescriptor(_ fd: FileDescriptor) {
+    var one: UInt64 = 1
+    _ = try? _retrying { write(fd.rawValue, &one, 8) }  // EAGAIN: the counter is at its maximum, readable already
 }
 
-/// Writes what fits of `bytes` to a non-blocking descriptor: how many were written
-/// (0 when the pipe is full). The corresponding C function is `write`.
-func _writeSome(_ fd: FileDescriptor, _ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
-    while true {
-        let n = write(fd.rawValue, bytes.baseAddress!, bytes.count)
-        if n >= 0 { return n }
-        let error = Errno(rawValue: errno)
-        if error == .resourceTemporarilyUnavailable { return 0 }
-        if error != .interrupted { throw error }
-    }
-}
-
-/// Waits until `fd` can be written to, or the deadline passes (`nil`: forever).
-func _pollWritable(_ fd: FileDescriptor, deadline: ContinuousClock.Instant?) throws(Errno) -> Bool {
-    var entry = pollfd(fd: fd.rawValue, events: Int16(POLLOUT), revents: 0)
-    while true {
-        var timeout: CInt = -1
-        if let deadline {
-            let left = deadline - .now
-            timeout = left <= .zero ? 0 : CInt(clamping: min(left.components.seconds, 1 << 30) * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
-        }
-        let result = poll(&entry, 1, timeout)
-        if result >= 0 { return result > 0 }
-        let error = Errno(rawValue: errno)
-        if error != .interrupted { throw error }
-    }
+/// Resets an eventfd's counter to 0 (unreadable). The corresponding C function is `read`.
+func _drainEventDescriptor(_ fd: FileDescriptor) {
+    var value: UInt64 = 0
+    _ = try? _retrying { read(fd.rawValue, &value, 8) }  // EAGAIN: it was 0
 }

@@ -1,15 +1,15 @@
-/// An unbounded queue whose `put` returns once the item is in the pipe: Python's
+/// An unbounded queue whose `put` returns once the item is in the ring: Python's
 /// `multiprocessing.SimpleQueue` (no writer thread, no size, no timeouts on put).
 public final class SimpleQueue<Element: Codable & Sendable>: Codable, Sendable {
     private let queue: Queue<Element>
 
-    /// - Throws: `Errno` if the pipe or the control block cannot be made.
+    /// - Throws: `QueueError` (`.system`) if the shared memory cannot be made.
     public init() throws {
         queue = try Queue(maxsize: 0)
     }
 
-    /// Puts an item and waits until it is in the pipe (for a reader to make room, if
-    /// the pipe is full).
+    /// Puts an item and waits until it is in the ring (for a reader to make room, if
+    /// the ring is full).
     public func put(_ item: Element) throws {
         try queue.put(item)
         queue.flush()
