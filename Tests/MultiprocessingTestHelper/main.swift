@@ -90,6 +90,21 @@ let entries: [any ChildProcessEntry] = [
         let blob = try work.queue.get(timeout: .seconds(120))
         try work.results.send([blob.count, Blob.isPattern(blob) ? 1 : 0])
     },
+    // Puts parcels first..<first+count, then waits until they are in the ring.
+    ChildProcess.Entry("parcel-produce") { (work: ParcelWork) in
+        if let point = work.crashAt { setenv("SWIFT_MULTIPROCESSING_CRASH_AT", point, 1) }
+        for id in work.first..<(work.first + work.count) { try work.queue.put(Parcel(id, large: work.large)) }
+        work.queue.flush()
+    },
+    // Takes parcels until one with id -1, reporting each as it takes it.
+    ChildProcess.Entry("parcel-consume") { (work: ParcelWork) in
+        if let point = work.crashAt { setenv("SWIFT_MULTIPROCESSING_CRASH_AT", point, 1) }
+        while true {
+            let parcel = try work.queue.get(timeout: .seconds(120))
+            if parcel.id == -1 { break }
+            try work.reports?.send([parcel.id, parcel.isIntact ? 1 : 0])
+        }
+    },
     // Moves items through queues between children of its own, twice, and reports
     // what this process had open before and after the second time (the first
     // opens what libraries keep for good), and whether any child was left unreaped.

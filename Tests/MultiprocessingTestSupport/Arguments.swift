@@ -90,3 +90,44 @@ public struct LeakReport: Codable, Sendable, Equatable {
             = (descriptorsBefore, descriptorsAfter, sharedMemoryAdded, unreapedChildren, delivered)
     }
 }
+
+/// An item for the kill tests: an id and a body made from it, so a reader can
+/// tell a whole item from a torn or shifted one. Most are small (0–96 bytes),
+/// every 7th 4–10 KiB, and with `large`, every 29th about 100 KB (more than a
+/// 64 KiB ring holds: it streams through in pieces).
+public struct Parcel: Codable, Sendable, Equatable {
+    public var id: Int
+    public var body: [UInt8]
+
+    public init(_ id: Int, large: Bool) {
+        self.id = id
+        let size = id < 0 ? 0 : large && id % 29 == 0 ? 100_000 + id % 1000 : id % 7 == 0 ? 4096 + (id &* 37) % 6144 : id % 97
+        body = Parcel.body(id, size)
+    }
+
+    static func body(_ id: Int, _ size: Int) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            for index in 0..<size { buffer[index] = UInt8(truncatingIfNeeded: id &* 31 &+ index &* 7) }
+            count = size
+        }
+    }
+
+    /// Whether the body is the one `id` makes (its size is checked too: any of the three sizes).
+    public var isIntact: Bool { body == Parcel.body(id, body.count) }
+}
+
+/// A producer or consumer of parcels in the kill tests. `crashAt`
+/// ("point:n"): the child kills itself the n-th time it reaches that point of the
+/// queue's protocol (SWIFT_MULTIPROCESSING_CRASH_AT).
+public struct ParcelWork: Codable, Sendable {
+    public var queue: Queue<Parcel>
+    /// Where a consumer reports each parcel it takes: [id, intact ? 1 : 0].
+    public var reports: Connection?
+    public var crashAt: String?
+    public var first: Int
+    public var count: Int
+    public var large: Bool
+    public init(queue: Queue<Parcel>, reports: Connection?, crashAt: String? = nil, first: Int = 0, count: Int = 0, large: Bool = true) {
+        (self.queue, self.reports, self.crashAt, self.first, self.count, self.large) = (queue, reports, crashAt, first, count, large)
+    }
+}

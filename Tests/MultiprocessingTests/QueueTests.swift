@@ -81,13 +81,13 @@ struct QueueTests {
 
     @Test("100,000 items put before any consumer exists, then all delivered (put never waits for a reader)")
     func putBeforeConsumers() throws {
-        let queue = try Queue<Int>()
+        let queue = try Queue<Int>(bufferSize: 64 << 10)
         let start = ContinuousClock.now
-        // Large integers (13-byte frames): 1.3 MB, more than the 1 MiB pipe holds.
+        // Large integers (9 bytes, 24 with the ring's header): 2.4 MB, more than the 64 KiB ring holds.
         let scale = 100_000_000  // most values over 2^32: 9-byte integers; the sum still fits an Int
         for value in 0..<100_000 { try queue.put(value * scale) }
         #expect(queue.count == 100_000)
-        #expect(queue.pendingCount > 0)  // the pipe could not hold them: they wait for the writer thread
+        #expect(queue.pendingCount > 0)  // the ring could not hold them: they wait for the writer thread
         #expect(ContinuousClock.now - start < .seconds(120))
         let consuming = try startConsumers(2, on: queue)
         try queue.put(-1)
@@ -242,8 +242,8 @@ struct QueueRecoveryTests {
         #expect(received[0][0] != sent[0][0] && received[1] == sent[1])
     }
 
-    /// Starts a child that puts an 8 MiB blob (the pipe holds 1 MiB at most) and
-    /// kills it while its writer thread is in the middle of the frame.
+    /// Starts a child that puts an 8 MiB blob (through a 64 KiB ring) and kills it
+    /// while its writer thread is in the middle of the item, waiting for room.
     func killWriterMidFrame(_ queue: Queue<[UInt8]>) throws {
         // Its writer thread fills the pipe and waits for room, holding the write lock.
         let writer = try startSettled("blob-put-and-wait", saying: "put") { BlobWork(queue: queue, results: $0, size: 8 << 20) }
@@ -251,11 +251,11 @@ struct QueueRecoveryTests {
         #expect(try writer.join(timeout: .seconds(60)) == .signaled(SIGKILL))
     }
 
-    @Test("a writer killed mid-item while another puts: the waiting reader fills the item out and passes it by, then takes the next")
+    @Test("a writer killed mid-item while another puts: the next writer ends the item, the reader passes it by and takes the next")
     func writerKilledMidFrameThenAnotherWriter() throws {
-        let queue = try Queue<[UInt8]>()
+        let queue = try Queue<[UInt8]>(bufferSize: 64 << 10)
         try killWriterMidFrame(queue)
-        try queue.put([1, 2, 3])  // this writer finds the half-written frame and waits for a reader to end it
+        try queue.put([1, 2, 3])  // this writer finds the item open: it ends it once a reader makes room
         #expect(try queue.get(timeout: .seconds(60)) == [1, 2, 3])
         #expect(queue.count == 0)
         try queue.put([4])
@@ -264,9 +264,9 @@ struct QueueRecoveryTests {
 
     @Test("a writer killed mid-item with no other writer: the reader waiting for the rest ends the item itself")
     func writerKilledMidFrameReaderEndsIt() throws {
-        let queue = try Queue<[UInt8]>()
+        let queue = try Queue<[UInt8]>(bufferSize: 64 << 10)
         try killWriterMidFrame(queue)
-        #expect(throws: QueueError.empty) { try queue.get(timeout: .seconds(2)) }  // passes the dead item, finds none after it
+        #expect(throws: QueueError.empty) { _ = try queue.get(timeout: .seconds(2)).count }  // passes the dead item, finds none after it
         #expect(queue.count == 0)
         try queue.put([5, 6])
         #expect(try queue.get(timeout: .seconds(60)) == [5, 6])
@@ -274,8 +274,8 @@ struct QueueRecoveryTests {
 
     @Test("a producer killed with items its writer thread had yet to write: their slots are freed for the others")
     func killedWithItemsWaiting() throws {
-        let queue = try Queue<[UInt8]>(maxsize: 4)
-        // Four 1 MiB items: the pipe holds about one; the rest wait in the child's writer thread.
+        let queue = try Queue<[UInt8]>(maxsize: 4, bufferSize: 64 << 10)
+        // Four 1 MiB items: the first streams through the 64 KiB ring; the rest wait in the child's writer thread.
         let writer = try startSettled("blob-put-and-wait", saying: "put") { BlobWork(queue: queue, results: $0, size: 1 << 20, count: 4) }
         #expect(queue.isFull)
         try writer.kill()
@@ -283,7 +283,7 @@ struct QueueRecoveryTests {
         // counts as gone) and frees the slots of its unwritten items.
         try queue.put([7], timeout: .seconds(30))
         #expect(try writer.join(timeout: .seconds(60)) == .signaled(SIGKILL))
-        #expect(try queue.get(timeout: .seconds(60)) == [7])  // the half-written item is passed by
+        #expect(try queue.get(timeout: .seconds(60)) == [7])  // the item begun is passed by
         #expect(queue.count == 0)
     }
 
@@ -309,7 +309,7 @@ struct QueueLimitTests {
         let queue = try Queue<String>()
         queue.maxFrameLength = 16
         try queue.put(String(repeating: "x", count: 100))
-        let error = #expect(throws: ConnectionError.self) { try queue.get(timeout: .seconds(5)) }
+        let error = #expect(throws: QueueError.self) { try queue.get(timeout: .seconds(5)) }
         #expect(error?.code == .frameTooLong)
         // The refused frame is skipped by the next reader: the queue stays usable and counts right.
         queue.maxFrameLength = 1 << 20

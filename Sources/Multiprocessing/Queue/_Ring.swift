@@ -538,14 +538,15 @@ final class _Ring: @unchecked Sendable {
 
     /// Waits, with the read lock held, until a record begins at `position`;
     /// returns where the published records end. In an item, a writer that stays
-    /// silent is checked on every 100 ms (it may have died).
+    /// silent is checked on every 100 ms (it may have died); between items, every
+    /// second, putters that died with items unwritten are let go (so `count` is exact).
     private func waitForData(from position: UInt64, until deadline: _Deadline?, inItem: Bool) throws(QueueError) -> UInt64 {
         var end: UInt64 { writeIndex.loadAcquiring() & ~7 }
         if end != position { return end }
         let arrived = try waiting { () throws(Errno) in
             try dataArrived.wait(
                 until: deadline, spins: Self.spins, slice: inItem ? .milliseconds(100) : .seconds(1),
-                onStall: inItem ? endAbandonedItemIfUnlocked : {}
+                onStall: inItem ? endAbandonedItemIfUnlocked : reclaimDeadWriters
             ) { end == position }
         }
         guard arrived else { throw .empty }
