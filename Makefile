@@ -21,8 +21,10 @@ test:
 	SWIFT_MULTIPROCESSING_LEAK_CHECK=1 swift test --skip-build --no-parallel
 
 # The benchmarks (release mode): the codec against JSON and msgpack-c by hand, then
-# queues between processes against Python's multiprocessing.Queue and a C pipe floor.
-bench: deps
+# queues between processes against Python's multiprocessing.Queue, faster-fifo (pip,
+# installed by --bench if it can be) and C floors: a pipe and a shared-memory ring.
+bench:
+	./Scripts/install-dependencies.sh --bench
 	swift run -c release --package-path Benchmarks codec-bench
 	swift run -c release --package-path Benchmarks queue-bench
 

@@ -22,7 +22,8 @@ let package = Package(
         // own, apart from the library: both see msgpack-c's headers, and in one module
         // Clang would merge the two copies and credit them to the library's CMsgPack.
         .target(name: "CodecFloor", dependencies: ["CMsgPackBench"]),
-        // Queues between processes, against Python's multiprocessing.Queue and the C pipe floor.
+        // Queues between processes, against Python's multiprocessing.Queue, faster-fifo and
+        // C floors (a pipe, a shared-memory ring): throughput and round-trip latency.
         .executableTarget(
             name: "queue-bench",
             dependencies: [.product(name: "Multiprocessing", package: "swift-multiprocessing")]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need and a fresh Debian machine with only
 # the Swift toolchain lacks: msgpack-c (libmsgpack-dev) and pkg-config, from apt;
-# Python's msgpack (only for the fixture generator), from pip, when asked with --python.
+# Python's msgpack (only for the fixture generator), from pip, when asked with --python;
+# faster-fifo (only for queue-bench's faster-fifo columns), from pip, when asked with --bench.
 # Does nothing for what is already there. Uses sudo when not root.
 set -euo pipefail
 
@@ -20,9 +21,37 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 pkg-config --exists msgpack || { echo "msgpack-c is still missing after apt-get install libmsgpack-dev" >&2; exit 1; }
 
-if [ "${1:-}" = "--python" ]; then
-    if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import msgpack' 2>/dev/null; then
-        echo "installing Python's msgpack (pip)" >&2
-        python3 -m pip install --quiet msgpack
+# pip install, and again with --break-system-packages where the interpreter is
+# Debian's own (bookworm marks it externally managed: PEP 668).
+pip_install() {
+    python3 -m pip install --quiet "$@" && return 0
+    if python3 -c 'import sys, sysconfig, os; sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))' 2>/dev/null; then
+        echo "retrying with --break-system-packages (an externally managed Python)" >&2
+        python3 -m pip install --quiet --break-system-packages "$@"
+    else
+        return 1
     fi
-fi
+}
+
+for option in "$@"; do
+    case "$option" in
+    --python)
+        if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import msgpack' 2>/dev/null; then
+            echo "installing Python's msgpack (pip)" >&2
+            pip_install msgpack
+        fi
+        ;;
+    --bench)
+        # Optional: without it queue-bench says n/a, and why, in faster-fifo's columns.
+        if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import faster_fifo' 2>/dev/null; then
+            echo "installing faster-fifo (pip)" >&2
+            pip_install faster-fifo || echo "faster-fifo could not be installed (where pip has no wheel it builds" \
+                "from source: it needs g++ and Python's headers, python3-dev); queue-bench will say n/a for it" >&2
+        fi
+        ;;
+    *)
+        echo "usage: $0 [--python] [--bench]" >&2
+        exit 64
+        ;;
+    esac
+done

@@ -1,14 +1,19 @@
 // queue-bench: items per second through a Multiprocessing Queue between real
-// processes, against Python's multiprocessing.Queue (../shared/bench/py_mpqueue.py)
-// and the C floor (../shared/bench/c_pipe_floor.c: raw frames on a pipe), in one run.
+// processes, and the round trip of one item to a child and back, against Python's
+// multiprocessing.Queue (../shared/bench/py_mpqueue.py, py_latency.py --impl mp),
+// faster-fifo (py_ffqueue.py, py_latency.py --impl ff) and two C floors: frames on a
+// pipe (c_pipe_floor.c, c_pingpong.c) and a byte ring in shared memory (c_ring_floor.c),
+// in one run.
 //
-//     swift run -c release --package-path Benchmarks queue-bench [path/to/shared/bench]
+//     swift run -c release --package-path Benchmarks queue-bench [--runs N] [--quick] [path/to/shared/bench]
 //
-// Modes, as py_mpqueue.py's: small (1 producer -> 1 consumer, 200,000 Items),
+// Throughput modes, as py_mpqueue.py's: small (1 producer -> 1 consumer, 200,000 Items),
 // large (2,000 items of 1 MiB Data), multi (4 producers -> 4 consumers, 200,000 Items).
 // Timing: every child starts and says it is ready; the clock starts when the
 // producers are told to go, and stops at the last item any consumer took
 // (CLOCK_MONOTONIC, system-wide). Encoding and decoding are included.
+// Latency, as py_latency.py's: a child echoes Items from one queue to another;
+// 1,000 round trips of warm-up, then 20,000 timed one by one; p50 and p99 in µs.
 import Foundation
 import MessagePack
 import Multiprocessing
@@ -19,6 +24,14 @@ struct Item: Codable, Sendable {
     var score: Double
     var tags: [String]
     var ok: Bool
+
+    /// The item with this id, as every producer makes it (and Python's `make_small`).
+    static func numbered(_ id: Int) -> Item {
+        Item(id: id, name: "item-\(id)", score: Double(id) * 0.5, tags: ["a", "b", "c"], ok: true)
+    }
+
+    /// Tells a consumer, or the echo, to stop.
+    static let stop = Item(id: -1, name: "", score: 0, tags: [], ok: false)
 }
 
 /// The queue a run uses: Items (57 bytes each as MessagePack, like Python's dict), or 1 MiB Data.
@@ -38,6 +51,12 @@ struct Producing: Codable, Sendable {
 struct Consuming: Codable, Sendable {
     var queues: Queues
     var control: Connection
+}
+
+/// The latency case's child: every Item from `ping` goes back on `pong`, until id -1.
+struct Echoing: Codable, Sendable {
+    var ping: Queue<Item>
+    var pong: Queue<Item>
 }
 
 /// What a consumer reports: items, their checksum, bytes of payload, and when it took its last item.
@@ -64,7 +83,7 @@ let producer = ChildProcess.Entry("producer") { (work: Producing) in
         blobs.flush()
     } else if let items = work.queues.items {
         for id in work.first..<(work.first + work.count) {
-            try items.put(Item(id: id, name: "item-\(id)", score: Double(id) * 0.5, tags: ["a", "b", "c"], ok: true))
+            try items.put(Item.numbered(id))
         }
         items.flush()
     }
@@ -93,9 +112,23 @@ let consumer = ChildProcess.Entry("consumer") { (work: Consuming) in
     try work.control.send(report)
 }
 
-try ChildProcess.bootstrap([producer, consumer])
+let echo = ChildProcess.Entry("echo") { (work: Echoing) in
+    while true {
+        let item = try work.ping.get()
+        if item.id < 0 { break }
+        try work.pong.put(item)
+    }
+}
 
-/// Runs one mode; returns (items per second, MiB per second).
+try ChildProcess.bootstrap([producer, consumer, echo])
+
+/// A benchmark that miscounts must not print numbers.
+func miscounted(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("queue-bench: \(message)\n".utf8))
+    exit(1)
+}
+
+/// Runs one throughput mode; returns (items per second, MiB per second).
 func run(items total: Int, producers: Int, consumers: Int, large: Bool) throws -> (Double, Double) {
     let queues = large ? Queues(items: nil, blobs: try Queue<Data>()) : Queues(items: try Queue<Item>(), blobs: nil)
     var consumerLinks: [Connection] = []
@@ -118,7 +151,7 @@ func run(items total: Int, producers: Int, consumers: Int, large: Bool) throws -
     for link in producerLinks { try link.send("go") }
     for child in children.suffix(producers) { _ = try child.join() }
     for _ in 0..<consumers {
-        try queues.items?.put(Item(id: -1, name: "", score: 0, tags: [], ok: false))
+        try queues.items?.put(Item.stop)
         try queues.blobs?.put(Data())
     }
     var reports: [Report] = []
@@ -126,40 +159,67 @@ func run(items total: Int, producers: Int, consumers: Int, large: Bool) throws -
     for child in children.prefix(consumers) { _ = try child.join() }
     let received = reports.reduce(0) { $0 + $1.items }
     let bytes = reports.reduce(0) { $0 + $1.bytes }
-    guard received == total, large || reports.reduce(0, { $0 + $1.idSum }) == (0..<total).reduce(0, +) else {
-        // A benchmark that miscounts must not print numbers.
-        FileHandle.standardError.write(Data("queue-bench: \(received) of \(total) items arrived, or their checksum is wrong\n".utf8))
-        exit(1)
+    guard received == total, large || reports.reduce(0, { $0 + $1.idSum }) == total * (total - 1) / 2 else {
+        miscounted("\(received) of \(total) items arrived, or their checksum is wrong")
     }
     let seconds = Double(reports.map(\.lastNanoseconds).max()! - start) / 1e9
     return (Double(total) / seconds, Double(bytes) / seconds / 1_048_576)
 }
 
-/// Runs a reference program and returns the value of `key=` on its last line.
-func reference(_ command: [String], key: String) -> Double? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = command
-    let output = Pipe()
-    process.standardOutput = output
-    guard (try? process.run()) != nil else { return nil }
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    guard process.terminationStatus == 0, let line = text.split(separator: "\n").last else { return nil }
-    for field in line.split(separator: " ") where field.hasPrefix("\(key)=") {
-        return Double(field.dropFirst(key.count + 1))
+/// Round trips of one Item to an echoing child and back, as py_latency.py times them:
+/// the item is made, put on `ping`, and its echo taken from `pong`, one at a time.
+/// Returns [p50, p99] in µs.
+func roundTrips(_ count: Int, warmUp: Int = 1_000) throws -> [Double] {
+    let ping = try Queue<Item>(), pong = try Queue<Item>()
+    let child = try ChildProcess.start(echo, Echoing(ping: ping, pong: pong))
+    for id in 0..<warmUp {
+        try ping.put(Item.numbered(id))
+        let back = try pong.get(timeout: .seconds(60))
+        guard back.id == id else { miscounted("warm-up round trip \(id) came back as \(back.id)") }
     }
-    return nil
+    var samples = [Int64](repeating: 0, count: count)
+    var idSum = 0
+    for id in 0..<count {
+        let start = monotonicNanoseconds()
+        try ping.put(Item.numbered(id))
+        let back = try pong.get()
+        samples[id] = monotonicNanoseconds() - start
+        guard back.id == id, back.name == "item-\(id)" else { miscounted("round trip \(id) came back as \(back.id)") }
+        idSum += back.id
+    }
+    try ping.put(Item.stop)
+    let ended = try child.join()
+    guard idSum == count * (count - 1) / 2, ended == .exited(0) else {
+        miscounted("the echo \(ended), or the round trips' checksum is wrong")
+    }
+    samples.sort()
+    return [Double(samples[count / 2]) / 1000, Double(samples[count * 99 / 100]) / 1000]
 }
 
-// `--only small|large|multi` runs one mode of ours alone (for profiling); `--codec`
+// MARK: Options
+
+// `--only small|large|multi|latency` runs one case of ours alone (for profiling); `--codec`
 // times the codec and the queue in one process; `--runs N` sets the runs per median
-// (default 7); any other argument is the folder of the reference programs.
-var arguments = Array(CommandLine.arguments.dropFirst())
+// (default 5); `--quick` divides every count by 10 (and makes one run the default),
+// for a smoke test; any other argument is the folder of the reference programs.
+let arguments = Array(CommandLine.arguments.dropFirst())
+let optionsWithValues: Set = ["--runs", "--only"]
+
+func option(_ name: String) -> String? {
+    guard let flag = arguments.firstIndex(of: name), flag + 1 < arguments.count else { return nil }
+    return arguments[flag + 1]
+}
+
+let quick = arguments.contains("--quick")
+let scale = quick ? 10 : 1
+let smallCount = 200_000 / scale, largeCount = 2_000 / scale, multiCount = 200_000 / scale
+let roundTripCount = 20_000 / scale
+let pipeFloorCount = 1_000_000 / scale, pipeFloorLargeCount = 4_000 / scale, ringFloorCount = 10_000_000 / scale
+
 if arguments.first == "--codec" {
     // The codec's share of a small item: encode and decode of one Item, in this process.
     let encoder = MessagePackEncoder(), decoder = MessagePackDecoder()
-    let items = (0..<1000).map { Item(id: 100_000 + $0, name: "item-\(100_000 + $0)", score: Double($0) * 0.5, tags: ["a", "b", "c"], ok: true) }
+    let items = (0..<1000).map { Item.numbered(100_000 + $0) }
     let frames = try items.map { try encoder.encode($0) }
     for _ in 0..<3 {
         var start = monotonicNanoseconds()
@@ -170,7 +230,7 @@ if arguments.first == "--codec" {
         let decode = Double(monotonicNanoseconds() - start) / 200_000
         print("Item: encode \(Int(encode)) ns, decode \(Int(decode)) ns")
     }
-    // The queue's own share, in one process: 10,000 puts (they fit the pipe), then 10,000 gets.
+    // The queue's own share, in one process: 10,000 puts, then 10,000 gets.
     let queue = try Queue<Item>()
     for _ in 0..<3 {
         var start = monotonicNanoseconds()
@@ -183,83 +243,301 @@ if arguments.first == "--codec" {
     }
     exit(0)
 }
-if let flag = arguments.firstIndex(of: "--only"), flag + 1 < arguments.count {
-    let mode = arguments[flag + 1]
-    let (items, producers, large) = mode == "large" ? (2_000, 1, true) : (200_000, mode == "multi" ? 4 : 1, false)
-    for _ in 0..<(arguments.firstIndex(of: "--runs").flatMap { $0 + 1 < arguments.count ? Int(arguments[$0 + 1]) : nil } ?? 1) {
-        let result = try run(items: items, producers: producers, consumers: producers, large: large)
-        print("\(mode): \(Int(result.0)) items/s, \(Int(result.1)) MiB/s")
+if let mode = option("--only") {
+    guard ["small", "large", "multi", "latency"].contains(mode) else {
+        FileHandle.standardError.write(Data("queue-bench: --only small|large|multi|latency, not \(mode)\n".utf8))
+        exit(64)
+    }
+    func once() throws -> String {
+        switch mode {
+        case "latency":
+            let result = try roundTrips(roundTripCount)
+            return "latency: p50 \(fmt(result[0], 2)) µs, p99 \(fmt(result[1], 2)) µs (\(fmt(Double(roundTripCount))) round trips)"
+        case "large":
+            let result = try run(items: largeCount, producers: 1, consumers: 1, large: true)
+            return "large: \(Int(result.0)) items/s, \(Int(result.1)) MiB/s"
+        default:
+            let producers = mode == "multi" ? 4 : 1
+            let result = try run(items: mode == "multi" ? multiCount : smallCount, producers: producers, consumers: producers, large: false)
+            return "\(mode): \(Int(result.0)) items/s, \(Int(result.1)) MiB/s"
+        }
+    }
+    for _ in 0..<(option("--runs").flatMap { Int($0) } ?? 1) {
+        do { print(try once()) } catch { miscounted("our queue failed: \(error)") }
     }
     exit(0)
 }
-let positional = arguments.indices.filter { !arguments[$0].hasPrefix("--") && ($0 == 0 || arguments[$0 - 1] != "--runs") }
+
+/// Runs per measurement; each number in the tables is the median of these. Ours and the
+/// references take turns, so a noisy moment on the machine falls on all of them.
+let runs = max(1, option("--runs").flatMap { Int($0) } ?? (quick ? 1 : 5))
+let positional = arguments.indices.filter {
+    !arguments[$0].hasPrefix("--") && ($0 == 0 || !optionsWithValues.contains(arguments[$0 - 1]))
+}
 let bench = positional.first.map { arguments[$0] }
     ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("shared/bench").path
-let floor = "/tmp/queue-bench-c_pipe_floor"
-let built: Bool = {
-    let gcc = Process()
-    gcc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    gcc.arguments = ["gcc", "-O2", "-o", floor, "\(bench)/c_pipe_floor.c", "-pthread"]
-    guard (try? gcc.run()) != nil else { return false }
-    gcc.waitUntilExit()
-    return gcc.terminationStatus == 0
+
+// MARK: Reference programs
+
+/// Why a column says n/a: one note per program, printed after the tables.
+nonisolated(unsafe) var notes: [(String, String)] = []
+
+func note(_ program: String, _ why: String) {
+    if !notes.contains(where: { $0.0 == program }) { notes.append((program, why)) }
+}
+
+/// Runs a command (stdout and stderr together); nil if it could not start.
+func execute(_ command: [String]) -> (status: Int32, output: String)? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = command
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    guard (try? process.run()) != nil else { return nil }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, text)
+}
+
+func lastLine(_ text: String) -> String {
+    text.split(separator: "\n").last.map(String.init) ?? "(no output)"
+}
+
+/// Runs a reference program and reads its figures with `parse`; nil, and a note
+/// saying why, when it fails or prints nothing `parse` understands.
+func reference(_ program: String, _ command: [String], _ parse: (String) -> [Double]?) -> [Double]? {
+    guard let result = execute(command) else {
+        note(program, "`\(command[0])` could not be started")
+        return nil
+    }
+    guard result.status == 0 else {
+        note(program, "exited with status \(result.status): \(lastLine(result.output))")
+        return nil
+    }
+    guard let values = parse(result.output) else {
+        note(program, "printed no figures: \(lastLine(result.output))")
+        return nil
+    }
+    return values
+}
+
+/// Reads `key=value` fields (py_*.py, c_pipe_floor, c_pingpong, c_ring_floor's ping-pong)
+/// from the last line that has all of them.
+func fields(_ keys: String...) -> (String) -> [Double]? {
+    { text in
+        for line in text.split(separator: "\n").reversed() {
+            let words = line.split(separator: " ")
+            let values = keys.compactMap { key in
+                words.first { $0.hasPrefix("\(key)=") }.flatMap { Double($0.dropFirst(key.count + 1)) }
+            }
+            if values.count == keys.count { return values }
+        }
+        return nil
+    }
+}
+
+/// Reads c_ring_floor's "ring throughput: 16295125 frames/s".
+func ringFrames(_ text: String) -> [Double]? {
+    for line in text.split(separator: "\n").reversed() where line.hasPrefix("ring throughput: ") {
+        if let value = Double(line.split(separator: " ").dropFirst(2).first ?? "") { return [value] }
+    }
+    return nil
+}
+
+/// Builds one of the C reference programs into /tmp; its path, or nil and a note.
+func compile(_ name: String, _ flags: [String] = []) -> String? {
+    let binary = "/tmp/queue-bench-\(name)"
+    guard let result = execute(["gcc", "-O2", "-o", binary, "\(bench)/\(name).c"] + flags) else {
+        note(name, "gcc could not be started")
+        return nil
+    }
+    guard result.status == 0 else {
+        let error = result.output.split(separator: "\n").first { $0.contains("error") }.map(String.init)
+        note(name, "gcc failed: \(error ?? lastLine(result.output))")
+        return nil
+    }
+    return binary
+}
+
+let pipeFloor = compile("c_pipe_floor", ["-pthread"])
+let pingPong = compile("c_pingpong")
+let ringFloor = compile("c_ring_floor")
+
+/// Python, and whether faster-fifo imports there (its columns say n/a, and why, when not).
+let python: String? = {
+    guard let result = execute(["python3", "--version"]), result.status == 0 else {
+        note("python3", "not found: the Python columns say n/a")
+        return nil
+    }
+    return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
 }()
+let fasterFifo: String? = {
+    guard python != nil else { return nil }
+    let probe = "import faster_fifo, importlib.metadata as m; print(m.version('faster-fifo'))"
+    guard let result = execute(["python3", "-c", probe]) else { return nil }
+    guard result.status == 0 else {
+        note("faster-fifo", "not importable (\(lastLine(result.output))); install it with "
+            + "`Scripts/install-dependencies.sh --bench` (or `pip install faster-fifo`)")
+        return nil
+    }
+    return lastLine(result.output)
+}()
+
+/// A Python reference program, when Python (and faster-fifo, if `needsFasterFifo`) is there.
+func py(_ script: String, _ arguments: [String], needsFasterFifo: Bool = false, _ parse: (String) -> [Double]?) -> [Double]? {
+    guard python != nil, !needsFasterFifo || fasterFifo != nil else { return nil }
+    return reference(script, ["python3", "\(bench)/\(script)"] + arguments, parse)
+}
+
+// MARK: Measuring
 
 func fmt(_ value: Double?, _ digits: Int = 0) -> String {
     guard let value else { return "n/a" }
     return String(format: "%.\(digits)f", value).replacingOccurrences(of: "(\\d)(?=(\\d{3})+(?!\\d))", with: "$1,", options: .regularExpression)
 }
 
-/// Runs per measurement; each number in the table is the median of these. Ours and the
-/// references take turns, so a noisy moment on the machine falls on both.
-let runs = arguments.firstIndex(of: "--runs").flatMap { $0 + 1 < arguments.count ? Int(arguments[$0 + 1]) : nil } ?? 7
-
-func median(_ values: [Double?]) -> Double? {
-    let known = values.compactMap { $0 }.sorted()
-    return known.isEmpty ? nil : known[known.count / 2]
+func median(_ values: [Double]) -> Double? {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? nil : sorted[sorted.count / 2]
 }
 
-/// The medians of `runs` turns of each measurement.
-func measure(_ measurements: [() throws -> Double?]) throws -> [Double?] {
-    var results = Array(repeating: [Double?](), count: measurements.count)
+/// The medians of `runs` turns of each measurement (per figure: a latency gives p50 and p99).
+/// Only ours throws (a reference that fails gives nil and a note): then no numbers.
+func measure(_ measurements: [() throws -> [Double]?]) -> [[Double]?] {
+    var results = Array(repeating: [[Double]](), count: measurements.count)
     for _ in 0..<runs {
-        for (index, measurement) in measurements.enumerated() { results[index].append(try measurement()) }
+        for (index, measurement) in measurements.enumerated() {
+            do {
+                if let values = try measurement() { results[index].append(values) }
+            } catch {
+                miscounted("our queue failed: \(error)")
+            }
+        }
     }
-    return results.map(median)
+    return results.map { turns in
+        guard let width = turns.first?.count else { return nil }
+        return (0..<width).map { figure in median(turns.map { $0[figure] })! }
+    }
 }
 
-print("Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; reference programs from \(bench)")
-print("Method: each number is the median of \(runs) runs; ours and the references take turns.")
-let smallRow = try measure([
-    { try run(items: 200_000, producers: 1, consumers: 1, large: false).0 },
-    { reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "small", "-n", "200000"], key: "items_per_s") },
-    { built ? reference([floor, "-s", "57", "-n", "1000000"], key: "items_per_s") : nil },
-])
-let largeRow = try measure([
-    { try run(items: 2_000, producers: 1, consumers: 1, large: true).1 },
-    { reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "large", "-n", "2000"], key: "MB_per_s") },
-    { built ? reference([floor, "-s", "1048576", "-n", "4000", "-p", "1048576"], key: "MB_per_s") : nil },
-])
-let multiRow = try measure([
-    { try run(items: 200_000, producers: 4, consumers: 4, large: false).0 },
-    { reference(["python3", "\(bench)/py_mpqueue.py", "--mode", "multi", "-n", "200000"], key: "items_per_s") },
-])
-let (small, pySmall, cSmall) = (smallRow[0]!, smallRow[1], smallRow[2])
-let (large, pyLarge, cLarge) = (largeRow[0]!, largeRow[1], largeRow[2])
-let (multi, pyMulti) = (multiRow[0]!, multiRow[1])
-
-func ratio(_ ours: Double, _ theirs: Double?) -> String {
-    guard let theirs, theirs > 0 else { return "n/a" }
-    return String(format: "%.2fx", ours / theirs)
+func loadAverage() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
 }
 
-print("""
+#if DEBUG
+print("WARNING: a debug build; the numbers mean nothing. Use -c release.\n")
+#endif
+let began = monotonicNanoseconds()
+print("Machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; load average \(loadAverage()) at start; reference programs from \(bench)")
+print("References: \(python ?? "no Python"), faster-fifo \(fasterFifo ?? "n/a")")
+print("Method: each number is the median of \(runs) run\(runs == 1 ? "" : "s"); ours and the references take turns."
+    + (quick ? " QUICK: every count divided by \(scale) (a smoke test, not figures to quote)." : ""))
 
-| case | Multiprocessing.Queue | Python multiprocessing.Queue | C pipe floor | vs Python | target |
-|---|---:|---:|---:|---:|---|
-| small items, 1 → 1 (items/s) | \(fmt(small)) | \(fmt(pySmall)) | \(fmt(cSmall)) | \(ratio(small, pySmall)) | ≥ 5x |
-| 1 MiB items, 1 → 1 (MiB/s) | \(fmt(large)) | \(fmt(pyLarge)) | \(fmt(cLarge)) | \(ratio(large, pyLarge)) | ≥ 5x |
-| small items, 4 → 4 (items/s) | \(fmt(multi)) | \(fmt(pyMulti)) | n/a | \(ratio(multi, pyMulti)) | ≥ 3x |
-""")
+let small = measure([
+    { [try run(items: smallCount, producers: 1, consumers: 1, large: false).0] },
+    { py("py_mpqueue.py", ["--mode", "small", "-n", "\(smallCount)"], fields("items_per_s")) },
+    { py("py_ffqueue.py", ["--mode", "small", "-n", "\(smallCount)"], needsFasterFifo: true, fields("items_per_s")) },
+    { pipeFloor.flatMap { reference("c_pipe_floor", [$0, "-s", "57", "-n", "\(pipeFloorCount)"], fields("items_per_s")) } },
+    { ringFloor.flatMap { reference("c_ring_floor", [$0, "t", "\(ringFloorCount)"], ringFrames) } },
+]).map { $0?[0] }
+let large = measure([
+    { [try run(items: largeCount, producers: 1, consumers: 1, large: true).1] },
+    { py("py_mpqueue.py", ["--mode", "large", "-n", "\(largeCount)"], fields("MB_per_s")) },
+    { py("py_ffqueue.py", ["--mode", "large", "-n", "\(largeCount)"], needsFasterFifo: true, fields("MB_per_s")) },
+    { pipeFloor.flatMap { reference("c_pipe_floor", [$0, "-s", "1048576", "-n", "\(pipeFloorLargeCount)", "-p", "1048576"], fields("MB_per_s")) } },
+]).map { $0?[0] }
+let multi = measure([
+    { [try run(items: multiCount, producers: 4, consumers: 4, large: false).0] },
+    { py("py_mpqueue.py", ["--mode", "multi", "-n", "\(multiCount)"], fields("items_per_s")) },
+    { py("py_ffqueue.py", ["--mode", "multi", "-n", "\(multiCount)"], needsFasterFifo: true, fields("items_per_s")) },
+]).map { $0?[0] }
+let latency = measure([
+    { try roundTrips(roundTripCount) },
+    { py("py_latency.py", ["--impl", "mp", "-n", "\(roundTripCount)"], fields("p50_us", "p99_us")) },
+    { py("py_latency.py", ["--impl", "ff", "-n", "\(roundTripCount)"], needsFasterFifo: true, fields("p50_us", "p99_us")) },
+    { pingPong.flatMap { reference("c_pingpong", [$0, "-n", "\(roundTripCount)"], fields("p50_us", "p99_us")) } },
+    { ringFloor.flatMap { reference("c_ring_floor", [$0, "l", "\(roundTripCount)"], fields("p50", "p99")) } },
+])
+
+// MARK: Report
+
+/// Ours over theirs, for figures where more is better.
+func times(_ ours: Double?, _ theirs: Double?) -> Double? {
+    guard let ours, let theirs, theirs > 0 else { return nil }
+    return ours / theirs
+}
+
+/// "5.61x"; for a time, below 1 also as a fraction: "0.31x (1/3.2)".
+func ratio(_ value: Double?, time: Bool = false) -> String {
+    guard let value else { return "n/a" }
+    let plain = String(format: "%.2fx", value)
+    return time && value < 1 && value > 0 ? plain + String(format: " (1/%.1f)", 1 / value) : plain
+}
+
+func microseconds(_ value: Double?) -> String {
+    guard let value else { return "n/a" }
+    return fmt(value, value < 10 ? 2 : 1)
+}
+
+func row(_ cells: [String]) -> String { "| " + cells.joined(separator: " | ") + " |" }
+
+print("")
+print(row(["case", "Multiprocessing.Queue", "Python multiprocessing.Queue", "faster-fifo", "C pipe floor", "C ring floor",
+           "vs multiprocessing.Queue", "vs faster-fifo"]))
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for (name, figures) in [("small items, 1 → 1 (items/s)", small), ("1 MiB items, 1 → 1 (MiB/s)", large),
+                        ("small items, 4 → 4 (items/s)", multi)] {
+    let cells = (0..<5).map { $0 < figures.count ? fmt(figures[$0]) : "n/a" }
+    print(row([name] + cells + [ratio(times(figures[0], figures[1])), ratio(times(figures[0], figures[2]))]))
+}
+
+print("")
+print(row(["round trip of one small item (µs)", "Multiprocessing.Queue", "Python multiprocessing.Queue", "faster-fifo",
+           "C pipe ping-pong", "C ring ping-pong", "vs multiprocessing.Queue", "vs C pipe ping-pong"]))
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for (index, name) in ["p50", "p99"].enumerated() {
+    let figures = latency.map { $0?[index] }
+    print(row([name] + figures.map(microseconds)
+        + [ratio(times(figures[0], figures[1]), time: true), ratio(times(figures[0], figures[3]), time: true)]))
+}
+
+/// The targets, from this run's figures: (what, ratio, whether more is better, limit, missing figure).
+let targets: [(String, Double?, Bool, Double, String)] = [
+    ("small items 1 → 1: at least 8x Python multiprocessing.Queue's items/s",
+     times(small[0], small[1]), true, 8, "Python multiprocessing.Queue"),
+    ("small items 4 → 4: at least 5x Python multiprocessing.Queue's items/s",
+     times(multi[0], multi[1]), true, 5, "Python multiprocessing.Queue"),
+    ("1 MiB items 1 → 1: at least 1.5x faster-fifo's MiB/s",
+     times(large[0], large[2]), true, 1.5, "faster-fifo"),
+    ("round trip p50: at most 1/4 of the C pipe ping-pong's p50",
+     times(latency[0]?[0], latency[3]?[0]), false, 0.25, "C pipe ping-pong"),
+]
+print("")
+print("Targets (ratios from this run):")
+print("")
+print("| target | this run | |")
+print("|---|---:|---|")
+var met = 0
+for (what, value, moreIsBetter, limit, missing) in targets {
+    guard let value else {
+        print(row([what, "n/a", "unknown (no \(missing) figure)"]))
+        continue
+    }
+    let ok = moreIsBetter ? value >= limit : value <= limit
+    if ok { met += 1 }
+    print(row([what, ratio(value, time: !moreIsBetter), ok ? "met" : "not met"]))
+}
+print("")
+print("\(met) of \(targets.count) targets met.")
+
+if !notes.isEmpty {
+    print("")
+    print("Notes (why a column says n/a):")
+    for (program, why) in notes { print("- \(program): \(why)") }
+}
+print("")
+print("Ran in \(fmt(Double(monotonicNanoseconds() - began) / 1e9)) s; load average \(loadAverage()) at end.")
