@@ -146,6 +146,21 @@ struct QueueTests {
         #expect(queue.count == 0)
     }
 
+    @Test("poll: false on an empty queue after the timeout, true once another process puts, without taking the item")
+    func poll() throws {
+        let queue = try Queue<Int>()
+        #expect(try !queue.poll())
+        let start = ContinuousClock.now
+        #expect(try !queue.poll(timeout: .milliseconds(200)))
+        #expect(ContinuousClock.now - start >= .milliseconds(150))
+        let producer = try ChildProcess.start(executable: helper, entry: "queue-produce", argument: Production(queue: queue, first: 42, count: 1))
+        #expect(try queue.poll(timeout: .seconds(60)))
+        #expect(try queue.poll())  // still there: poll takes nothing
+        #expect(try queue.getNowait() == 42)
+        #expect(try !queue.poll())
+        #expect(try producer.join() == .exited(0))
+    }
+
     @Test("close: put and get throw .closed in this process")
     func close() throws {
         let queue = try Queue<Int>()

@@ -151,11 +151,12 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
 
     // MARK: Readiness
 
-    /// Waits until an item may be waiting, up to `timeout` (nil: as long as it
-    /// takes), without taking it and without a lock: another reader may still take
-    /// it first. Returns whether one may be there. The queue's descriptor for
-    /// `poll`/epoll is readable meanwhile.
-    public func waitUntilReadable(timeout: Duration? = nil) throws(QueueError) -> Bool {
+    /// Whether an item is waiting, waiting up to `timeout` for one (nil: as long as
+    /// it takes; the default, zero: not at all), without taking it (Python's
+    /// `Connection.poll`). Another reader may still take it first. Meanwhile the
+    /// queue's eventfd, which writers signal only while someone polls, is what this
+    /// waits on: no lock is held, and no thread of the caller's spins.
+    public func poll(timeout: Duration? = .zero) throws(QueueError) -> Bool {
         try ring.waitUntilReadable(until: .after(timeout))
     }
 
