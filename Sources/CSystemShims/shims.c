@@ -21,6 +21,14 @@ int swiftmp_memfd_create(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
 }
 
+int swiftmp_memfd_create_sealable(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+int swiftmp_seal_size(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+}
+
 int swiftmp_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }

@@ -17,6 +17,10 @@ int swiftmp_set_pipe_size(int fd, int size);
 int swiftmp_get_pipe_size(int fd);
 /// memfd_create(name, MFD_CLOEXEC).
 int swiftmp_memfd_create(const char *name);
+/// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING).
+int swiftmp_memfd_create_sealable(const char *name);
+/// fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL): its size is fixed for good.
+int swiftmp_seal_size(int fd);
 /// posix_spawn_file_actions_addclosefrom_np(actions, from).
 int swiftmp_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, deadline).

@@ -225,6 +225,18 @@ func _exit(code: CInt) -> Never {
 
 // MARK: Shared memory, for a queue's control block
 
+/// An anonymous in-memory file whose size can be sealed, close-on-exec, empty.
+/// The corresponding C function is `memfd_create` (MFD_ALLOW_SEALING).
+func _sealableMemoryFile(named name: String) throws(Errno) -> FileDescriptor {
+    FileDescriptor(rawValue: try _retrying { swiftmp_memfd_create_sealable(name) })
+}
+
+/// Fixes a memfd's size for good, so no process holding it can shrink it under
+/// the others' mappings. The corresponding C call is `fcntl(F_ADD_SEALS)`.
+func _sealSize(_ fd: FileDescriptor) throws(Errno) {
+    _ = try _retrying { swiftmp_seal_size(fd.rawValue) }
+}
+
 /// Sets the size of a file (a memfd). The corresponding C function is `ftruncate`.
 func _setSize(_ fd: FileDescriptor, _ size: Int) throws(Errno) {
     _ = try _retrying { ftruncate(fd.rawValue, off_t(size)) }

@@ -1,22 +1,51 @@
 import Glibc
+import SystemPackage
 
-/// A process's start time (clock ticks after boot, field 22 of /proc/PID/stat), or
-/// nil if it is gone: no such process, or one that has ended and waits to be reaped
-/// (state Z or X). With the pid it names one process, even after the pid is reused.
-func _processStartTime(_ pid: pid_t) -> Int64? {
-    guard let fd = try? _openReadOnly("/proc/\(pid)/stat") else { return nil }
-    defer { _close(fd) }
-    guard let bytes = try? _readFully(fd, count: 1024), !bytes.isEmpty else { return nil }
-    // "pid (command) state ppid …": the command may hold spaces and parentheses, so
-    // the fields are counted from the last ')'.
-    let text = bytes[...]
-    guard let close = text.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-    let fields = text[(close + 1)...].split(separator: UInt8(ascii: " "))
-    guard fields.count > 19, let state = fields[0].first, state != UInt8(ascii: "Z"), state != UInt8(ascii: "X") else { return nil }
-    return Int64(String(decoding: fields[19], as: UTF8.self))
+/// What /proc says of a process.
+enum _ProcessState: Equatable {
+    /// Running (or stopped), started at `start` (clock ticks after boot, field 22 of
+    /// /proc/PID/stat): with the pid, it names one process even after the pid is reused.
+    case running(start: Int64)
+    /// No such process, or one that has ended and waits to be reaped (state Z or X).
+    case gone
+    /// /proc could not be read (no descriptor free, no /proc mounted, …).
+    case unknown
 }
 
-/// This process's id and start time: with both, a process is named even after its pid is reused.
-let _processID: pid_t = _currentProcessID()
-let _processStart: Int64 = _processStartTime(_processID) ?? 0
+func _processState(_ pid: pid_t) -> _ProcessState {
+    let fd: FileDescriptor
+    do throws(Errno) {
+        fd = try _openReadOnly("/proc/\(pid)/stat")
+    } catch {
+        return error == .noSuchFileOrDirectory || error == .noSuchProcess ? .gone : .unknown
+    }
+    defer { _close(fd) }
+    guard let bytes = try? _readFully(fd, count: 1024) else { return .unknown }
+    if bytes.isEmpty { return .gone }  // it ended between the open and the read
+    // "pid (command) state ppid …": the command may hold spaces and parentheses, so
+    // the fields are counted from the last ')'.
+    guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return .unknown }
+    let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
+    guard fields.count > 19, let state = fields[0].first else { return .unknown }
+    if state == UInt8(ascii: "Z") || state == UInt8(ascii: "X") { return .gone }
+    guard let start = Int64(String(decoding: fields[19], as: UTF8.self)) else { return .unknown }
+    return .running(start: start)
+}
 
+/// Whether the process `pid` that started at `start` is gone: ended, or `pid` names
+/// another process now. When /proc cannot say, it is taken to be alive: freeing a
+/// live process's slots would break the counts.
+func _processIsGone(_ pid: pid_t, start: Int64) -> Bool {
+    switch _processState(pid) {
+    case .gone: true
+    case .running(let now): start != 0 && now != start  // 0: its start was not known
+    case .unknown: false
+    }
+}
+
+/// This process's id and start time.
+let _processID: pid_t = _currentProcessID()
+let _processStart: Int64 = {
+    if case .running(let start) = _processState(_processID) { return start }
+    return 0
+}()

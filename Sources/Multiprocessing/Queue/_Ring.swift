@@ -69,9 +69,10 @@ final class _Ring: @unchecked Sendable {
         let readiness: FileDescriptor
         let base: UnsafeMutableRawPointer
         do throws(Errno) {
-            file = FileDescriptor(rawValue: try _retrying { swiftmp_memfd_create("swift-multiprocessing-queue") })
+            file = try _sealableMemoryFile(named: "swift-multiprocessing-queue")
             do throws(Errno) {
                 try _setSize(file, size)
+                try _sealSize(file)  // a process holding the queue cannot shrink it under the others
                 readiness = try _eventDescriptor()
             } catch {
                 _close(file)
@@ -217,7 +218,7 @@ final class _Ring: @unchecked Sendable {
             // Waiting for a reader; a second without one, look for dead putters whose
             // unwritten items hold slots no reader will free.
             let freed = try waiting { () throws(Errno) in
-                try slotFreed.wait(until: deadline, onStall: reclaimDeadWriters) { count >= maxsize }
+                try slotFreed.wait(until: deadline, onStall: repairAfterDeadHolders) { count >= maxsize }
             }
             if !freed { return false }
         }
@@ -274,20 +275,17 @@ final class _Ring: @unchecked Sendable {
 
     // MARK: The writers table
 
-    /// This process's entry in the writers table, claimed if it has none; nil when
-    /// the table is full of live processes.
+    /// A free entry of the writers table, claimed for one `Queue` object of this
+    /// process (two objects on one ring each have their own); nil when the table is
+    /// full of live processes.
     func claimEntry() throws(QueueError) -> Int32? {
         for attempt in 0..<2 {
             if attempt == 1 { reclaimDeadWriters() }
             let found = try withSlotsLock { () -> Int32? in
-                var free: Int32?
-                for index in 0..<SWIFTMP_WRITER_SLOTS {
-                    let entry = writer(index)
-                    let pid = _SharedAtomic(at: &entry.pointee.pid).load()
-                    if pid == _processID && entry.pointee.start == _processStart { return index }
-                    if pid == 0 && free == nil { free = index }
-                }
-                guard let free else { return nil }
+                guard let free = (0..<SWIFTMP_WRITER_SLOTS).first(where: { _SharedAtomic(at: &writer($0).pointee.pid).load() == 0 }) else { return nil }
+                // A commit first, so that the last intent (which may free this very entry)
+                // can no longer be finished by a holder after one that dies here.
+                commitSlots(reserved: reserved.load(), entry: nil, entryReserved: 0)
                 // The pid last: killed before it, the entry is still free.
                 let entry = writer(free)
                 _SharedAtomic(at: &entry.pointee.reserved).store(0)
@@ -308,7 +306,7 @@ final class _Ring: @unchecked Sendable {
             try? withWriteLock(waiting: false) { () throws(QueueError) in
                 let entry = writer(index)
                 guard entry.pointee.pid == _processID, entry.pointee.reserved == entry.pointee.published else { return }
-                commitSlots(reserved: reserved.load(), entry: index, entryReserved: entry.pointee.published, freeEntry: true)
+                free(index, lettingGo: 0)
             }
         }
     }
@@ -321,7 +319,7 @@ final class _Ring: @unchecked Sendable {
             let entry = writer(index)
             let pid = _SharedAtomic(at: &entry.pointee.pid).load()
             let start = _SharedAtomic(at: &entry.pointee.start).load()
-            guard pid > 0, pid != _processID || start != _processStart, _processStartTime(pid) != start else { continue }
+            guard pid > 0, pid != _processID || start != _processStart, _processIsGone(pid, start: start) else { continue }
             // Both locks: `reserved` is the slots lock's, `published` the write lock's. The
             // write lock may be held through a long item: then this waits for a later stall.
             var freed: Int64 = 0
@@ -329,11 +327,20 @@ final class _Ring: @unchecked Sendable {
                 try? withWriteLock(waiting: false) { () throws(QueueError) in
                     guard entry.pointee.pid == pid, entry.pointee.start == start else { return }
                     freed = max(0, entry.pointee.reserved &- entry.pointee.published)
-                    commitSlots(reserved: reserved.load() &- freed, entry: index, entryReserved: entry.pointee.published, freeEntry: true)
+                    free(index, lettingGo: freed)
                 }
             }
             if freed > 0 { itemsLeft() }
         }
+    }
+
+    /// Frees an entry, with both locks held, and the slots of `items` of its that
+    /// never entered the ring. The write intent stops naming it: a writer killed
+    /// later must not have its count set from an intent of the entry's last owner.
+    private func free(_ index: Int32, lettingGo items: Int64) {
+        commitSlots(reserved: reserved.load() &- items, entry: index, entryReserved: writer(index).pointee.published, freeEntry: true)
+        let intent = field(\.write_intent)
+        if intent.pointee.entry == index { _SharedAtomic(at: &intent.pointee.entry).store(-1) }
     }
 
     // MARK: Writing (the write lock)
@@ -354,7 +361,7 @@ final class _Ring: @unchecked Sendable {
                 position = writeIndex.load()
             }
             let whole = Self.recordSize(bytes.count)
-            if whole <= capacity &- (position &- (readIndex.load() & ~7)) {
+            if bytes.count <= Self.maxRecordLength && whole <= capacity &- (position &- (readIndex.load() & ~7)) {
                 writeRecord(.whole, at: position, bytes)
                 commitWrite(position &+ whole, entry: entry)
                 return true
@@ -376,13 +383,21 @@ final class _Ring: @unchecked Sendable {
             let first = offset == 0
             let prefix = first ? 8 : 0
             let needed = Self.recordSize(bytes.count - offset + prefix)
-            let free = try waitForSpace(min(needed, max(capacity / 4, 64)), from: position)
-            if first && Self.recordSize(bytes.count) <= free {
+            let free: UInt64
+            do {
+                free = try waitForSpace(min(needed, max(capacity / 4, 64)), from: position)
+            } catch where !first {
+                // The item is in the ring, counted, and open: the next writer ends it, and
+                // its reader counts it lost. Its slot is not given back twice.
+                _writeStandardError("swift-multiprocessing: a queue item could not be written to its end (\(error)); it is lost.")
+                return
+            }
+            if first && bytes.count <= Self.maxRecordLength && Self.recordSize(bytes.count) <= free {
                 writeRecord(.whole, at: position, bytes)
                 commitWrite(position &+ Self.recordSize(bytes.count), entry: entry)
                 return
             }
-            let room = Int(free) - Self.headerSizeInt - prefix
+            let room = min(Int(free) - Self.headerSizeInt, Self.maxRecordLength) - prefix
             let length = min(bytes.count - offset, room & ~7)
             let chunk = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)])
             let kind: RecordKind = first ? .first : (offset + length == bytes.count ? .last : .middle)
@@ -476,10 +491,7 @@ final class _Ring: @unchecked Sendable {
         do throws(Errno) { outcome = try readLock.lock(until: deadline) } catch { throw .system(error, "locking a queue") }
         guard let outcome else { throw .empty }
         defer { readLock.unlock() }
-        if outcome == .ownerDied {
-            let intent = control.pointee.read_intent
-            if readIndex.load() == intent.key { applyRead(intent) }
-        }
+        if outcome == .ownerDied { finishDeadReader() }
         var payload = _Payload()
         var assembling = false
         var total: UInt64 = 0
@@ -569,6 +581,27 @@ final class _Ring: @unchecked Sendable {
         if addedLost > 0 && unfinished == 0 { allDone.signal(changingWord: true) }
     }
 
+    /// Finishes what a reader killed holding the read lock committed (the lock held).
+    private func finishDeadReader() {
+        let intent = control.pointee.read_intent
+        guard readIndex.load() == intent.key else { return }
+        applyRead(intent)
+        itemsLeft()
+    }
+
+    /// Finishes what holders killed with a lock left undone, for a process that has
+    /// waited a second for a slot or for tasks: the next reader or writer may be far
+    /// off. Then lets go of the items of putters that died.
+    func repairAfterDeadHolders() {
+        if let outcome = try? readLock.tryLock() {
+            if outcome == .ownerDied { finishDeadReader() }
+            readLock.unlock()
+        }
+        _ = try? withSlotsLock {}
+        _ = try? withWriteLock(waiting: false) {}
+        reclaimDeadWriters()
+    }
+
     private func applyRead(_ intent: swiftmp_intent) {
         taken.store(intent.counter)
         lost.store(intent.lost)
@@ -590,7 +623,7 @@ final class _Ring: @unchecked Sendable {
 
     /// Waits until every task is done, or `deadline`. Returns whether they are.
     func waitUntilAllDone(until deadline: _Deadline?) throws(QueueError) -> Bool {
-        try waiting { () throws(Errno) in try allDone.wait(until: deadline, onStall: reclaimDeadWriters) { unfinished > 0 } }
+        try waiting { () throws(Errno) in try allDone.wait(until: deadline, onStall: repairAfterDeadHolders) { unfinished > 0 } }
     }
 
     // MARK: Readiness
@@ -607,8 +640,12 @@ final class _Ring: @unchecked Sendable {
             do throws(Errno) { ready = try _pollReadable([readiness], deadline: deadline)[0] } catch { throw .system(error, "waiting for a queue") }
             if !ready { return hasData }
             // Reset only by one who saw no data after the signal: a poller that finds
-            // an item leaves it readable for the others.
-            if !hasData { _drainEventDescriptor(readiness) }
+            // an item leaves it readable for the others. One that drains a signal meant
+            // for an item it then sees passes it on, for pollers it woke for nothing.
+            if !hasData {
+                _drainEventDescriptor(readiness)
+                if hasData { _signalEventDescriptor(readiness) }
+            }
         }
     }
 
@@ -619,6 +656,8 @@ final class _Ring: @unchecked Sendable {
         case whole = 0x5246_0001, first, middle, last, abort
     }
 
+    /// The longest record: its length must fit the header's 32 bits; a longer item streams.
+    private static let maxRecordLength = 1 << 30
     private static let headerSize: UInt64 = 8
     private static let headerSizeInt = 8
 
