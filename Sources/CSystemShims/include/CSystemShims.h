@@ -73,27 +73,32 @@ typedef struct swiftmp_ring_control {
     pthread_mutex_t slots_lock;  // robust, process-shared: held only for a few stores
     pthread_mutex_t write_lock;  // one writer of frames at a time
     pthread_mutex_t read_lock;   // one reader of frames at a time
-    uint8_t apart1[64];          // (padding, not _Alignas: Swift does not import over-aligned fields)
-    uint64_t slots_seq;   // slots lock: commits of the slot counts
+    // Each side's fields on lines of their own (padding, not _Alignas: Swift does not
+    // import over-aligned fields), so a busy writer and a busy reader do not take
+    // lines from each other, and the waiter counts, read on every commit, on a line
+    // written only when someone goes to sleep.
+    uint8_t apart1[64];
+    uint64_t slots_seq;          // slots lock: commits of the slot counts
     int64_t reserved;            // items put, ever, less those lost before entering the ring
     swiftmp_intent slots_intent;
     int64_t done;                // taskDone calls, ever (one atomic add each, no lock)
+    uint8_t apart2[64];
+    uint64_t write_index;        // write lock: bytes published; bit 0: an item is open
+    swiftmp_intent write_intent;
+    uint8_t apart3[64];
+    uint64_t read_index;         // read lock: bytes consumed; bit 0: skip to the item's end
+    int64_t taken;               // items taken, ever
+    int64_t lost;                // items taken whose writer died before their end
+    swiftmp_intent read_intent;
+    uint8_t apart4[64];
+    uint32_t data_waiters;       // readers asleep on write_index's low word
+    uint32_t space_waiters;      // writers asleep on read_index's low word
+    uint32_t pollers;            // processes waiting on the readiness eventfd
     uint32_t slot_event;         // futex: changes when a slot may have been freed
     uint32_t slot_waiters;
     uint32_t done_event;         // futex: changes when every task may be done
     uint32_t done_waiters;
-    uint8_t apart2[64];
-    uint64_t write_index; // write lock: bytes published; bit 0: a frame is open
-    swiftmp_intent write_intent;
-    uint32_t space_waiters;      // writers asleep on read_index's low word
-    uint32_t pollers;            // processes waiting on the readiness eventfd
-    uint8_t apart3[64];
-    uint64_t read_index;  // read lock: bytes consumed; bit 0: skip to the frame's end
-    int64_t taken;               // frames taken, ever
-    int64_t lost;                // frames taken whose writer died before their end
-    swiftmp_intent read_intent;
-    uint32_t data_waiters;       // readers asleep on write_index's low word
-    uint8_t apart4[64];
+    uint8_t apart5[64];
     swiftmp_writer writers[SWIFTMP_WRITER_SLOTS];
 } swiftmp_ring_control;
 

@@ -52,6 +52,15 @@ final class _Ring: @unchecked Sendable {
     private let control: UnsafeMutablePointer<swiftmp_ring_control>
     private let data: UnsafeMutableRawPointer
     private let mappedSize: Int
+    // The other side's fields as last seen by this process: they only grow, so an
+    // old value is a safe underestimate, loaded again (taking the other side's cache
+    // line) only when it is not enough.
+    /// `read_index`, seen by a writer (write lock held).
+    private var seenReadIndex: UInt64 = 0
+    /// `write_index`, seen by a reader (read lock held).
+    private var seenWriteIndex: UInt64 = 0
+    /// `taken`, seen by a putter (slots lock held).
+    private var seenTaken: Int64 = 0
 
     /// The default ring size: large enough that 1 MiB items stream whole, small
     /// enough for many queues (pages are committed only as the ring reaches them).
@@ -208,7 +217,10 @@ final class _Ring: @unchecked Sendable {
         while true {
             let got = try withSlotsLock { () -> Bool in
                 let now = reserved.load()
-                if maxsize > 0 && now &- taken.load() >= maxsize { return false }
+                if maxsize > 0 && now &- seenTaken >= maxsize {
+                    seenTaken = taken.load()
+                    if now &- seenTaken >= maxsize { return false }
+                }
                 _crashPoint(.beforeReserving)
                 commitSlots(reserved: now &+ 1, entry: entry, entryReserved: entry.map { writer($0).pointee.reserved &+ 1 } ?? 0)
                 return true
@@ -361,7 +373,8 @@ final class _Ring: @unchecked Sendable {
                 position = writeIndex.load()
             }
             let whole = Self.recordSize(bytes.count)
-            if bytes.count <= Self.maxRecordLength && whole <= capacity &- (position &- (readIndex.load() & ~7)) {
+            if whole > free(from: position, readTo: seenReadIndex) { seenReadIndex = readIndex.load() & ~7 }
+            if bytes.count <= Self.maxRecordLength && whole <= free(from: position, readTo: seenReadIndex) {
                 writeRecord(.whole, at: position, bytes)
                 commitWrite(position &+ whole, entry: entry)
                 return true
@@ -413,14 +426,22 @@ final class _Ring: @unchecked Sendable {
         }
     }
 
+    /// The bytes free in the ring for a writer at `position`, with the reader at
+    /// `read` (0 if `read` is an old value from before the ring last filled).
+    @inline(__always)
+    private func free(from position: UInt64, readTo read: UInt64) -> UInt64 {
+        let used = (position & ~7) &- read
+        return used >= capacity ? 0 : capacity &- used
+    }
+
     /// Waits, with the write lock held, until `bytes` of the ring are free; returns how many are.
     @discardableResult
     private func waitForSpace(_ bytes: UInt64, from position: UInt64) throws(QueueError) -> UInt64 {
         let position = position & ~7
-        var free: UInt64 { capacity &- (position &- (readIndex.load() & ~7)) }
-        if free >= bytes { return free }
-        _ = try waiting { () throws(Errno) in try spaceFreed.wait(until: nil, spins: Self.spins) { free < bytes } }
-        return free
+        var available: UInt64 { free(from: position, readTo: readIndex.load() & ~7) }
+        if available >= bytes { return available }
+        _ = try waiting { () throws(Errno) in try spaceFreed.wait(until: nil, spins: Self.spins) { available < bytes } }
+        return available
     }
 
     /// The write lock held, with a dead holder's commit finished and its open item
@@ -448,7 +469,7 @@ final class _Ring: @unchecked Sendable {
         let position = writeIndex.load()
         guard position & 1 != 0 else { return }
         let start = position & ~7
-        guard capacity &- (start &- (readIndex.load() & ~7)) >= Self.headerSize else { return }
+        guard free(from: start, readTo: readIndex.load() & ~7) >= Self.headerSize else { return }
         writeRecord(.abort, at: start, UnsafeRawBufferPointer(start: nil, count: 0))
         commitWrite(start &+ Self.headerSize, entry: nil)
     }
@@ -499,10 +520,14 @@ final class _Ring: @unchecked Sendable {
             let index = readIndex.load()
             let position = index & ~7
             let skipping = index & 1 != 0
-            let end = try waitForData(from: position, until: assembling || skipping ? nil : deadline, inItem: assembling || skipping)
+            var end = try waitForData(from: position, until: assembling || skipping ? nil : deadline, inItem: assembling || skipping)
             let header = data.loadUnaligned(fromByteOffset: Int(position & (capacity - 1)), as: UInt64.self)
             let length = UInt64(UInt32(truncatingIfNeeded: header))
             let size = Self.recordSize(Int(length))
+            if size > end &- position {
+                seenWriteIndex = writeIndex.loadAcquiring() & ~7  // what was seen may end before this record
+                end = seenWriteIndex
+            }
             guard let kind = RecordKind(rawValue: UInt32(truncatingIfNeeded: header >> 32)), length < capacity, size <= end &- position else {
                 throw QueueError(.corrupted, "a queue record at \(position) has the header \(String(header, radix: 16))")
             }
@@ -553,8 +578,11 @@ final class _Ring: @unchecked Sendable {
     /// silent is checked on every 100 ms (it may have died); between items, every
     /// second, putters that died with items unwritten are let go (so `count` is exact).
     private func waitForData(from position: UInt64, until deadline: _Deadline?, inItem: Bool) throws(QueueError) -> UInt64 {
+        if seenWriteIndex &- position <= capacity && seenWriteIndex != position { return seenWriteIndex }
         var end: UInt64 { writeIndex.loadAcquiring() & ~7 }
-        if end != position { return end }
+        seenWriteIndex = end
+        if seenWriteIndex != position { return seenWriteIndex }
+        defer { seenWriteIndex = end }
         let arrived = try waiting { () throws(Errno) in
             try dataArrived.wait(
                 until: deadline, spins: Self.spins, slice: inItem ? .milliseconds(100) : .seconds(1),

@@ -13,12 +13,16 @@ struct _SharedEvent {
     let word: UnsafeMutablePointer<UInt32>
     let waiters: _SharedAtomic<UInt32>
 
-    /// Tells every waiter the event happened. For a word of its own, the word is
-    /// changed first; for an index word, the caller has just stored the index.
+    /// Tells every waiter the event happened (the caller has just made it happen).
+    /// A word of its own is changed first; an index word has changed already. With
+    /// no waiter, nothing is written: one that comes after sees what happened when
+    /// it checks (its count was raised before it checked, and both are sequentially
+    /// consistent).
     @inline(__always)
     func signal(changingWord: Bool) {
+        guard waiters.load() > 0 else { return }
         if changingWord { _SharedAtomic(at: word).add(1) }
-        if waiters.load() > 0 { swiftmp_futex_wake_all(word) }
+        swiftmp_futex_wake_all(word)
     }
 
     /// Waits while `blocked()` is true, spinning `spins` times first, then asleep
