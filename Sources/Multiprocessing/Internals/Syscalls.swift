@@ -140,31 +140,21 @@ func _readToEnd(_ fd: FileDescriptor) throws(Errno) -> [UInt8] {
     }
 }
 
-/// Starts `path` with `arguments`, the environment of this process, and the
-/// descriptors `handing` (source, number in the child); all others are closed in
-/// the child. The corresponding C function is `posix_spawn`.
-func _spawn(path: String, arguments: [String], handing descriptors: [(FileDescriptor, CInt)]) throws(Errno) -> pid_t {
-    // Copy every source above every target first, so no dup2 overwrites a source
-    // another dup2 still needs.
-    let firstFree = (descriptors.map(\.1).max() ?? 2) + 1
-    var high: [FileDescriptor] = []
-    defer { high.forEach(_close) }
-    for (source, _) in descriptors {
-        high.append(try _duplicate(source, atLeast: max(firstFree, 64)))
-    }
+/// Starts `path` with `arguments` and this process's environment. In the child,
+/// descriptor `source` is copied to `target` for each pair (in order), every
+/// descriptor from `closeFrom` on is closed, no signal is blocked and every
+/// signal's action is the default. The corresponding C function is `posix_spawn`.
+func _posixSpawn(path: String, arguments: [String], copying pairs: [(source: CInt, target: CInt)], closeFrom: CInt) throws(Errno) -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
-    for (copy, (_, target)) in zip(high, descriptors) {
-        let result = posix_spawn_file_actions_adddup2(&actions, copy.rawValue, target)
+    for (source, target) in pairs {
+        let result = posix_spawn_file_actions_adddup2(&actions, source, target)
         if result != 0 { throw Errno(rawValue: result) }
     }
-    let result = swiftmp_spawn_addclosefrom(&actions, firstFree)
+    let result = swiftmp_spawn_addclosefrom(&actions, closeFrom)
     if result != 0 { throw Errno(rawValue: result) }
 
-    // The child starts as a new program would: no signal blocked, every signal's
-    // action the default. (posix_spawn would pass on this thread's mask and the
-    // signals this process ignores, such as SIGPIPE; then SIGTERM could not end it.)
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -176,16 +166,17 @@ func _spawn(path: String, arguments: [String], handing descriptors: [(FileDescri
     posix_spawnattr_setsigdefault(&attributes, &all)
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-    // What this process printed so far comes out before what the child prints
-    // (stdout is block-buffered when it is a pipe or a file).
-    fflush(nil)
-
     var pid: pid_t = 0
     let argv = ([path] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
     if spawned != 0 { throw Errno(rawValue: spawned) }
     return pid
+}
+
+/// Writes out what stdio holds for every stream. The corresponding C function is `fflush(NULL)`.
+func _flushStandardStreams() {
+    fflush(nil)
 }
 
 /// How a child ended, if it has: `nil` while it runs (with `block: false`).
@@ -209,11 +200,11 @@ func _openReadOnly(_ path: String) throws(Errno) -> FileDescriptor {
 /// This process's id. The corresponding C function is `getpid`.
 func _currentProcessID() -> pid_t { getpid() }
 
-/// Sleeps for `duration`. The corresponding C function is `nanosleep`.
-func _sleep(_ duration: Duration) {
-    var time = timespec(tv_sec: Int(duration.components.seconds), tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
-    var left = timespec()
-    while nanosleep(&time, &left) == -1 && errno == EINTR { time = left }
+/// Sleeps until `deadline`. The corresponding C function is `clock_nanosleep`
+/// (CLOCK_MONOTONIC, TIMER_ABSTIME: EINTR sleeps on to the same moment).
+func _sleep(until deadline: _Deadline) {
+    var time = deadline.timespec
+    while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &time, nil) == EINTR {}
 }
 
 /// Ends this process at once with `code` (used by a child after its entry ran;

@@ -1,5 +1,6 @@
 import Glibc
 import CSystemShims
+import Dispatch
 
 /// A moment on CLOCK_MONOTONIC, the clock of every timed wait here (futexes,
 /// robust locks, poll). The one place a `Duration` timeout becomes a time the
@@ -36,6 +37,12 @@ struct _Deadline: Comparable, Sendable {
     }
 
     var hasPassed: Bool { _Deadline.now >= self }
+
+    /// Time left (zero once passed).
+    var remaining: Duration { .nanoseconds(max(0, nanoseconds - _Deadline.now.nanoseconds)) }
+
+    /// The same moment for Dispatch's waits.
+    var dispatchTime: DispatchTime { .now() + .nanoseconds(Int(clamping: max(0, nanoseconds - _Deadline.now.nanoseconds))) }
 
     static func < (a: _Deadline, b: _Deadline) -> Bool { a.nanoseconds < b.nanoseconds }
 }

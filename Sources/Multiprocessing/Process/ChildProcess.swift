@@ -76,14 +76,13 @@ public final class ChildProcess: Sendable {
     /// - Returns: How it ended, or `nil` if it is still running.
     @discardableResult
     public func join(timeout: Duration) throws -> Termination? {
-        let deadline = ContinuousClock.now + timeout
+        let deadline = _Deadline(after: timeout)
         var pause = Duration.microseconds(200)
         while true {
             if let termination = try reap(block: false) { return termination }
-            let left = deadline - .now
-            if left <= .zero { return nil }
+            if deadline.hasPassed { return nil }
             try? Task.checkCancellation()
-            _sleep(min(pause, left))
+            _sleep(until: min(_Deadline(after: pause), deadline))
             pause = min(pause * 2, .milliseconds(10))
         }
     }
@@ -110,7 +109,7 @@ public final class ChildProcess: Sendable {
             // ECHILD: another thread's wait reaped it, and is about to store how it ended.
             for _ in 0..<1000 {
                 if let termination { return termination }
-                _sleep(.milliseconds(1))
+                _sleep(until: _Deadline(after: .milliseconds(1)))
             }
             throw error
         }

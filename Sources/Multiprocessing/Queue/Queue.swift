@@ -131,8 +131,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     @discardableResult
     public func flush(timeout: Duration? = nil) -> Bool {
         guard let timeout else { drained.wait(); return true }
-        let nanoseconds = _Deadline(after: timeout).nanoseconds - _Deadline.now.nanoseconds
-        return drained.wait(timeout: .now() + .nanoseconds(Int(clamping: max(0, nanoseconds)))) == .success
+        return drained.wait(timeout: _Deadline(after: timeout).dispatchTime) == .success
     }
 
     /// Items put in this process and not yet in the ring.

@@ -32,14 +32,13 @@ enum _QueueRegistry {
     /// on stderr what could not be written. Never waits longer than `timeout`.
     static func flushAll(timeout: Duration) {
         let live = queues.withLock { $0.values.compactMap(\.queue) }
-        let deadline = ContinuousClock.now + timeout
+        let deadline = _Deadline(after: timeout)
         for queue in live {
             guard queue.pendingCount > 0 else {
                 queue.releaseWriterEntry()
                 continue
             }
-            let left = max(deadline - .now, .zero)
-            if queue.flush(timeout: left) {
+            if queue.flush(timeout: deadline.remaining) {
                 queue.releaseWriterEntry()
             } else {
                 _writeStandardError("""
