@@ -4,7 +4,10 @@ import Dispatch
 import Foundation
 
 public struct ProcessSnapshot: Equatable, Sendable {
-    /// Open descriptors, as "fd -> target".
+    /// Open descriptors, as "fd -> target", but for the event loops' own: epoll,
+    /// timerfd and eventfd descriptors, which libdispatch and Foundation's Process
+    /// open and close on their own schedule (a run loop's thread ends a while after
+    /// its last use). A queue's eventfd always comes with its memfd, still compared.
     public var descriptors: [String]
     /// Names in /dev/shm.
     public var sharedMemory: Set<String>
@@ -13,7 +16,9 @@ public struct ProcessSnapshot: Equatable, Sendable {
         let files = FileManager.default
         descriptors = ((try? files.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { fd in
             // The directory listing itself is a descriptor, gone by now: no target.
-            guard let target = try? files.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)") else { return nil }
+            guard let target = try? files.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)"),
+                  !["anon_inode:[eventpoll]", "anon_inode:[timerfd]", "anon_inode:[eventfd]"].contains(target)
+            else { return nil }
             return "\(fd) -> \(target)"
         }.sorted()
         sharedMemory = Set((try? files.contentsOfDirectory(atPath: "/dev/shm")) ?? [])

@@ -27,18 +27,24 @@ final class ReportReader: @unchecked Sendable {
     private let lock = NSLock()
     private var open: [Connection] = []
     private var result = Deliveries()
-    private var thread: Thread?
     private var stopping = false
+    private var running = false
 
     func add(_ connection: Connection) {
         lock.withLock { open.append(connection) }
     }
 
+    /// Reads on a thread of Dispatch's (a Foundation Thread brings a run loop, whose
+    /// descriptors the leak check would see come and go).
     func start() {
-        let thread = Thread { [self] in
+        running = true
+        DispatchQueue(label: "chaos-reports").async { [self] in
             while true {
                 let (connections, stop) = lock.withLock { (open, stopping) }
-                if connections.isEmpty && stop { return }
+                if connections.isEmpty && stop {
+                    lock.withLock { running = false }
+                    return
+                }
                 guard let ready = try? wait(connections, timeout: .milliseconds(50)) else { continue }
                 for connection in ready {
                     do {
@@ -51,15 +57,12 @@ final class ReportReader: @unchecked Sendable {
                 }
             }
         }
-        self.thread = thread
-        thread.start()
     }
 
     /// Waits until every connection has ended, then returns what was reported.
     func finish() -> Deliveries {
         lock.withLock { stopping = true }
-        while lock.withLock({ !open.isEmpty }) { usleep(10_000) }
-        usleep(60_000)  // the thread's last wait
+        while lock.withLock({ running }) { usleep(10_000) }
         return lock.withLock { result }
     }
 }
