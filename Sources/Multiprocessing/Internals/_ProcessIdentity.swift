@@ -27,9 +27,21 @@ func _processState(_ pid: pid_t) -> _ProcessState {
     guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return .unknown }
     let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
     guard fields.count > 19, let state = fields[0].first else { return .unknown }
-    if state == UInt8(ascii: "Z") || state == UInt8(ascii: "X") { return .gone }
     guard let start = Int64(String(decoding: fields[19], as: UTF8.self)) else { return .unknown }
+    // Z is also what a process whose main thread ended shows while its other threads
+    // run (after `dispatchMain()`, say): it is gone only if no thread is left.
+    if state == UInt8(ascii: "X") || state == UInt8(ascii: "Z") && _threadCount(pid) <= 1 { return .gone }
     return .running(start: start)
+}
+
+/// How many threads /proc/PID/status counts for `pid` ("Threads:"); 0 if unknown.
+private func _threadCount(_ pid: pid_t) -> Int {
+    guard let fd = try? _openReadOnly("/proc/\(pid)/status") else { return 0 }
+    defer { _close(fd) }
+    guard let bytes = try? _readFully(fd, count: 4096) else { return 0 }
+    let text = String(decoding: bytes, as: UTF8.self)
+    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }) else { return 0 }
+    return Int(line.dropFirst("Threads:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })) ?? 0
 }
 
 /// Whether the process `pid` that started at `start` is gone: ended, or `pid` names

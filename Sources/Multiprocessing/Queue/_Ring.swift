@@ -222,6 +222,7 @@ final class _Ring: @unchecked Sendable {
                     if now &- seenTaken >= maxsize { return false }
                 }
                 _crashPoint(.beforeReserving)
+                let entry = held(entry)
                 commitSlots(reserved: now &+ 1, entry: entry, entryReserved: entry.map { writer($0).pointee.reserved &+ 1 } ?? 0)
                 return true
             }
@@ -350,9 +351,18 @@ final class _Ring: @unchecked Sendable {
     /// never entered the ring. The write intent stops naming it: a writer killed
     /// later must not have its count set from an intent of the entry's last owner.
     private func free(_ index: Int32, lettingGo items: Int64) {
-        commitSlots(reserved: reserved.load() &- items, entry: index, entryReserved: writer(index).pointee.published, freeEntry: true)
+        // First: killed after the free's commit, the intent must already not name it.
+        // (With the write lock held, a dead holder's intent has been finished.)
         let intent = field(\.write_intent)
         if intent.pointee.entry == index { _SharedAtomic(at: &intent.pointee.entry).store(-1) }
+        commitSlots(reserved: reserved.load() &- items, entry: index, entryReserved: writer(index).pointee.published, freeEntry: true)
+    }
+
+    /// `entry`, if this process still holds it (it may have given it back at exit
+    /// while another thread was putting): else nil, and the item is not counted in it.
+    private func held(_ entry: Int32?) -> Int32? {
+        guard let entry, _SharedAtomic(at: &writer(entry).pointee.pid).load() == _processID else { return nil }
+        return entry
     }
 
     // MARK: Writing (the write lock)
@@ -478,6 +488,7 @@ final class _Ring: @unchecked Sendable {
     /// first record counts one more item in the ring for `entry`.
     @inline(__always)
     private func commitWrite(_ index: UInt64, entry: Int32?) {
+        let entry = held(entry)
         let entryValue = entry.map { writer($0).pointee.published &+ 1 } ?? 0
         swiftmp_intent_write(field(\.write_intent), index, 0, 0, entry ?? -1, 0, entryValue)
         _crashPoint(.writeIntentWritten)
