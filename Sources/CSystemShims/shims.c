@@ -33,10 +33,6 @@ int swiftmp_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 
-int swiftmp_mutex_clocklock(pthread_mutex_t *mutex, const struct timespec *deadline) {
-    return pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, deadline);
-}
-
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>

@@ -23,8 +23,6 @@ int swiftmp_memfd_create_sealable(const char *name);
 int swiftmp_seal_size(int fd);
 /// posix_spawn_file_actions_addclosefrom_np(actions, from).
 int swiftmp_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
-/// pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, deadline).
-int swiftmp_mutex_clocklock(pthread_mutex_t *mutex, const struct timespec *deadline);
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -10,36 +10,20 @@ struct _Payload: ~Copyable {
 
     init() {}
 
-    /// A payload holding a copy of `bytes`.
-    init(copying bytes: UnsafeRawBufferPointer) {
-        append(bytes)
-    }
-
     deinit { free(base) }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
-        let room = reserve(bytes.count)
-        room.baseAddress!.copyMemory(from: source, byteCount: bytes.count)
-        count += bytes.count
-    }
-
-    /// Room for `extra` more bytes after `count`, to fill and then `commit`.
-    mutating func reserve(_ extra: Int) -> UnsafeMutableRawBufferPointer {
-        if count + extra > capacity {
-            let wanted = max(count + extra, min(capacity * 2, count + extra + (1 << 24)), 64)
+        if count + bytes.count > capacity {
+            let wanted = max(count + bytes.count, min(capacity * 2, count + bytes.count + (1 << 24)), 64)
             guard let grown = realloc(base, wanted) else { fatalErrorOutOfMemory() }
             base = grown
             capacity = wanted
         }
-        return UnsafeMutableRawBufferPointer(start: base! + count, count: extra)
-    }
-
-    /// Counts `added` bytes written into the room `reserve` gave.
-    mutating func commit(_ added: Int) {
-        count += added
+        (base! + count).copyMemory(from: source, byteCount: bytes.count)
+        count += bytes.count
     }
 }
 

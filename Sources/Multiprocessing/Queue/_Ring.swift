@@ -248,8 +248,7 @@ final class _Ring: @unchecked Sendable {
 
     /// The slots lock held, with what a dead holder left finished first.
     private func withSlotsLock<T>(_ body: () throws(QueueError) -> T) throws(QueueError) -> T {
-        let outcome: _RobustLock.Outcome?
-        do throws(Errno) { outcome = try slotsLock.lock(until: nil) } catch { throw .system(error, "locking a queue") }
+        let outcome = try system("locking a queue") { () throws(Errno) in try slotsLock.lock(until: nil) }
         defer { slotsLock.unlock() }
         if outcome == .ownerDied {
             let intent = control.pointee.slots_intent
@@ -272,12 +271,17 @@ final class _Ring: @unchecked Sendable {
         guard intent.entry >= 0, intent.entry < SWIFTMP_WRITER_SLOTS else { return }
         let entry = writer(intent.entry)
         _SharedAtomic(at: &entry.pointee.reserved).store(intent.entry_value)
-        if intent.free_entry != 0 {
-            _SharedAtomic(at: &entry.pointee.published).store(0)
-            _SharedAtomic(at: &entry.pointee.reserved).store(0)
-            _SharedAtomic(at: &entry.pointee.start).store(0)
-            _SharedAtomic(at: &entry.pointee.pid).store(0)
-        }
+        if intent.free_entry != 0 { setEntry(entry, pid: 0, start: 0) }
+    }
+
+    /// Gives an entry of the writers table to a process (pid 0: to none), its
+    /// counts zero. The pid last: killed before it, a claimed entry is still free,
+    /// and a freed one still counts nothing.
+    private func setEntry(_ entry: UnsafeMutablePointer<swiftmp_writer>, pid: Int32, start: Int64) {
+        _SharedAtomic(at: &entry.pointee.reserved).store(0)
+        _SharedAtomic(at: &entry.pointee.published).store(0)
+        _SharedAtomic(at: &entry.pointee.start).store(start)
+        _SharedAtomic(at: &entry.pointee.pid).store(pid)
     }
 
     /// Items left the queue without a reader (forgotten, lost): wakes putters and joiners.
@@ -299,12 +303,7 @@ final class _Ring: @unchecked Sendable {
                 // A commit first, so that the last intent (which may free this very entry)
                 // can no longer be finished by a holder after one that dies here.
                 commitSlots(reserved: reserved.load(), entry: nil, entryReserved: 0)
-                // The pid last: killed before it, the entry is still free.
-                let entry = writer(free)
-                _SharedAtomic(at: &entry.pointee.reserved).store(0)
-                _SharedAtomic(at: &entry.pointee.published).store(0)
-                _SharedAtomic(at: &entry.pointee.start).store(_processStart)
-                _SharedAtomic(at: &entry.pointee.pid).store(_processID)
+                setEntry(writer(free), pid: _processID, start: _processStart)
                 return free
             }
             if let found { return found }
@@ -420,15 +419,11 @@ final class _Ring: @unchecked Sendable {
                 commitWrite(position &+ Self.recordSize(bytes.count), entry: entry)
                 return
             }
-            let room = min(Int(free) - Self.headerSizeInt, Self.maxRecordLength) - prefix
+            let room = min(Int(free - Self.headerSize), Self.maxRecordLength) - prefix
             let length = min(bytes.count - offset, room & ~7)
             let chunk = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)])
             let kind: RecordKind = first ? .first : (offset + length == bytes.count ? .last : .middle)
-            if first {
-                writeRecord(.first, at: position, chunk, total: UInt64(bytes.count))
-            } else {
-                writeRecord(kind, at: position, chunk)
-            }
+            writeRecord(kind, at: position, chunk, total: first ? UInt64(bytes.count) : nil)
             position &+= Self.recordSize(length + prefix)
             offset += length
             commitWrite(position | (kind == .last ? 0 : 1), entry: first ? entry : nil)
@@ -457,11 +452,8 @@ final class _Ring: @unchecked Sendable {
     /// The write lock held, with a dead holder's commit finished and its open item
     /// ended first (if there is room for that). nil: `waiting` is false and the lock is busy.
     private func withWriteLock<T>(waiting: Bool, _ body: () throws(QueueError) -> T) throws(QueueError) -> T? {
-        let outcome: _RobustLock.Outcome?
-        do throws(Errno) {
-            outcome = waiting ? try writeLock.lock(until: nil) : try writeLock.tryLock()
-        } catch {
-            throw .system(error, "locking a queue")
+        let outcome = try system("locking a queue") { () throws(Errno) in
+            waiting ? try writeLock.lock(until: nil) : try writeLock.tryLock()
         }
         guard let outcome else { return nil }
         defer { writeLock.unlock() }
@@ -519,8 +511,7 @@ final class _Ring: @unchecked Sendable {
     /// - Throws: `.empty` when no item came in time; `.frameTooLong` for an item
     ///   over `limit` bytes (taken and refused: the next reader skips its rest).
     func take(until deadline: _Deadline?, limit: Int) throws(QueueError) -> _Payload {
-        let outcome: _RobustLock.Outcome?
-        do throws(Errno) { outcome = try readLock.lock(until: deadline) } catch { throw .system(error, "locking a queue") }
+        let outcome = try system("locking a queue") { () throws(Errno) in try readLock.lock(until: deadline) }
         guard let outcome else { throw .empty }
         defer { readLock.unlock() }
         if outcome == .ownerDied { finishDeadReader() }
@@ -675,8 +666,7 @@ final class _Ring: @unchecked Sendable {
         defer { pollers.add(UInt32.max) }
         while true {
             if hasData { return true }
-            let ready: Bool
-            do throws(Errno) { ready = try _pollReadable([readiness], deadline: deadline)[0] } catch { throw .system(error, "waiting for a queue") }
+            let ready = try system("waiting on a queue") { () throws(Errno) in try _pollReadable([readiness], deadline: deadline)[0] }
             if !ready { return hasData }
             // Reset only by one who saw no data after the signal: a poller that finds
             // an item leaves it readable for the others. One that drains a signal meant
@@ -698,7 +688,6 @@ final class _Ring: @unchecked Sendable {
     /// The longest record: its length must fit the header's 32 bits; a longer item streams.
     private static let maxRecordLength = 1 << 30
     private static let headerSize: UInt64 = 8
-    private static let headerSizeInt = 8
 
     /// The bytes a record of `length` takes: its header and its bytes, 8-aligned
     /// (so a header never wraps around the ring's end).
@@ -750,6 +739,11 @@ final class _Ring: @unchecked Sendable {
 
     /// A wait's system error, as a QueueError.
     private func waiting<T>(_ body: () throws(Errno) -> T) throws(QueueError) -> T {
-        do throws(Errno) { return try body() } catch { throw .system(error, "waiting on a queue") }
+        try system("waiting on a queue", body)
+    }
+
+    /// A system call's error, as a QueueError saying what was being done.
+    private func system<T>(_ doing: String, _ body: () throws(Errno) -> T) throws(QueueError) -> T {
+        do throws(Errno) { return try body() } catch { throw .system(error, doing) }
     }
 }
