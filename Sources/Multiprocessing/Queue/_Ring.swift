@@ -585,12 +585,17 @@ final class _Ring: @unchecked Sendable {
         seenWriteIndex = end
         if seenWriteIndex != position { return seenWriteIndex }
         defer { seenWriteIndex = end }
+        // In an item, with everything published read and no item open (bit 0 of the
+        // write index): its rest can never come. Only bytes this library did not
+        // write (a record claiming to begin an item) lead here; waiting would be for ever.
+        var cannotEnd: Bool { inItem && writeIndex.load() & 1 == 0 && end == position }
         let arrived = try waiting { () throws(Errno) in
             try dataArrived.wait(
                 until: deadline, spins: Self.spins, slice: inItem ? .milliseconds(100) : .seconds(1),
                 onStall: inItem ? endAbandonedItemIfUnlocked : reclaimDeadWriters
-            ) { end == position }
+            ) { end == position && !cannotEnd }
         }
+        if cannotEnd { throw QueueError(.corrupted, "a queue item begun at \(position) can never end: no item is being written") }
         guard arrived else { throw .empty }
         return end
     }
