@@ -207,6 +207,9 @@ struct QueueChaosTests {
             _ = try victim.join()
             consumerKills += 1
             try startConsumer()
+            // Two producers at work throughout: one that finished its run is followed by another.
+            let working = producers.filter { $0.child.isAlive }.count
+            for _ in working..<2 { try startProducer() }
             if Date() >= nextProducerKill, let index = producers.indices.filter({ producers[$0].child.isAlive }).randomElement() {
                 let victim = producers.remove(at: index)
                 try victim.child.kill()
@@ -216,7 +219,8 @@ struct QueueChaosTests {
                 nextProducerKill = Date().addingTimeInterval(Double.random(in: 0.2...0.8))
             }
         }
-        // The survivors finish; then the consumers are told to stop.
+        // The survivors finish (those that finished already say how they ended); then
+        // the consumers are told to stop.
         for producer in producers { #expect(try producer.child.join(timeout: .seconds(300)) == .exited(0)) }
         for _ in consumers { try queue.put(Parcel(-1, large: false), timeout: .seconds(60)) }
         for consumer in consumers { #expect(try consumer.join(timeout: .seconds(120)) == .exited(0)) }
