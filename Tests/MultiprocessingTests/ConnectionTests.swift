@@ -1,6 +1,7 @@
 import Foundation
 import MessagePack
 @testable import Multiprocessing
+import Synchronization
 import SystemPackage
 import Testing
 
@@ -205,6 +206,56 @@ struct ConnectionTests {
         #expect(try c.receive(Int.self) == 2)
     }
 
+    @Test("a header that claims a GiB, then end of file: .endOfFile, and memory follows the bytes that came")
+    func lyingHeaderCostsLittleMemory() throws {
+        // The old reader took memory for the whole claimed length at once.
+        let (r1, w1) = try Connection.pipe(duplex: false)
+        try _writeFully(w1.fileDescriptor, [0x3f, 0xff, 0xff, 0xff])
+        w1.close()
+        let short = try expectModestMemory {
+            #expect(throws: ConnectionError.self) { try r1.receiveBytes() }
+        }
+        #expect(short?.code == .endOfFile)
+        #expect(short?.description.contains("(0 of 1073741823 bytes)") == true)
+
+        // An 8-byte length of 2^40, with the limit raised to let it through.
+        let (r2, w2) = try Connection.pipe(duplex: false)
+        r2.maxFrameLength = .max
+        try _writeFully(w2.fileDescriptor, [0xff, 0xff, 0xff, 0xff, 0, 0, 1, 0, 0, 0, 0, 0])
+        w2.close()
+        let long = try expectModestMemory {
+            #expect(throws: ConnectionError.self) { try r2.receiveBytes() }
+        }
+        #expect(long?.code == .endOfFile)
+        #expect(long?.description.contains("(0 of 1099511627776 bytes)") == true)
+
+        // 3 MiB that did come, under a header claiming a GiB: the memory grew with them.
+        let (r3, w3) = try Connection.pipe(duplex: false)
+        let sender = BackgroundCall {
+            try _writeFully(w3.fileDescriptor, [0x3f, 0xff, 0xff, 0xff] + [UInt8](repeating: 9, count: 3 << 20))
+            w3.close()
+        }
+        let partial = try expectModestMemory {
+            #expect(throws: ConnectionError.self) { try r3.receiveBytes() }
+        }
+        #expect(partial?.code == .endOfFile)
+        #expect(partial?.description.contains("(3145728 of 1073741823 bytes)") == true)
+        #expect(try sender.result(within: .seconds(5))?.get() != nil)
+    }
+
+    @Test("frames on either side of the first read's size, and one of 5 MiB of random bytes, arrive intact",
+          arguments: [0, 1, 65_535, 65_536, 65_537, 131_073, 5 << 20])
+    func framesOfEverySize(size: Int) throws {
+        let (reader, writer) = try Connection.pipe(duplex: false)
+        let payload = randomBytes(size)
+        // The sender is a thread of its own: the frame is larger than the pipe.
+        let sender = BackgroundCall { try writer.sendBytes(payload) }
+        let received = try reader.receiveBytes()
+        #expect(try sender.result(within: .seconds(10))?.get() != nil)
+        #expect(received.count == size)
+        #expect(received == payload)
+    }
+
     @Test("a closed connection refuses to be used; closing twice is harmless")
     func closed() throws {
         let (a, b) = try Connection.pipe()
@@ -214,6 +265,78 @@ struct ConnectionTests {
         #expect(throws: ConnectionError.self) { try b.receiveBytes() }  // b reads end of file
         #expect(throws: ConnectionError.self) { try b.send(1) }  // EPIPE, not a SIGPIPE that ends the process
     }
+}
+
+/// A call on a thread of its own (a call that blocks must not hold one of the few
+/// threads Swift's task pool has), whose outcome the test waits for with a limit.
+final class BackgroundCall<Value: Sendable>: Sendable {
+    private let outcome = Mutex<Result<Value, any Error>?>(nil)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () throws -> Value) {
+        Thread.detachNewThread { [self] in
+            let result = Result { try body() }
+            outcome.withLock { $0 = result }
+            finished.signal()
+        }
+    }
+
+    /// The call's outcome, or nil if it has not ended within `limit`.
+    func result(within limit: Duration) -> Result<Value, any Error>? {
+        let nanoseconds = Int(limit.components.seconds) * 1_000_000_000 + Int(limit.components.attoseconds / 1_000_000_000)
+        guard finished.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success else { return nil }
+        finished.signal()  // for a later look
+        return outcome.withLock { $0 }
+    }
+}
+
+/// `count` random bytes.
+func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        let raw = UnsafeMutableRawBufferPointer(buffer)
+        var offset = 0
+        while offset < count {
+            var word = generator.next()
+            let n = min(8, count - offset)
+            withUnsafeBytes(of: &word) { raw[offset..<offset + n].copyBytes(from: $0.prefix(n)) }
+            offset += n
+        }
+        initialized = count
+    }
+}
+
+/// Runs `body` and expects this process's peak resident memory (VmHWM, reset to
+/// the current size first where Linux allows it) to grow by far less than the
+/// gigabyte a lying header claims: the old reader took all of it at once.
+/// Generous (256 MiB): tests running beside this one in a parallel `swift test` use memory too.
+@discardableResult
+func expectModestMemory<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> T) throws -> T {
+    resetPeakResidentMemory()
+    let before = try #require(memoryStatus("VmHWM"), sourceLocation: sourceLocation)
+    let result = try body()
+    let after = try #require(memoryStatus("VmHWM"), sourceLocation: sourceLocation)
+    #expect(after - before < 256 << 20, "the peak resident memory grew by \((after - before) >> 20) MiB", sourceLocation: sourceLocation)
+    return result
+}
+
+/// A size from /proc/self/status ("VmHWM", "VmRSS"), in bytes.
+func memoryStatus(_ field: String) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
+        return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+    }
+    return nil
+}
+
+/// Resets VmHWM to the current resident size (writing 5 to /proc/self/clear_refs).
+/// Where that is not allowed, VmHWM keeps its earlier peak, which is still far
+/// below a gigabyte more than the current size.
+func resetPeakResidentMemory() {
+    let fd = open("/proc/self/clear_refs", O_WRONLY)
+    guard fd >= 0 else { return }
+    _ = write(fd, "5", 1)
+    close(fd)
 }
 
 @Suite("README: connections", .checksLeaks)

@@ -35,6 +35,10 @@ public final class Connection: Sendable {
     /// The default `maxFrameLength`: 1 GiB.
     public static let defaultMaxFrameLength = 1 << 30
 
+    /// The memory a payload's read starts with (all of it, for a frame this size
+    /// or smaller); it then at most doubles as bytes arrive.
+    static let firstReadSize = 1 << 16
+
     /// Takes ownership of a descriptor (from a pipe, a socket, or a parent process).
     /// - Parameters:
     ///   - fileDescriptor: The descriptor; the connection closes it.
@@ -130,16 +134,27 @@ public final class Connection: Sendable {
             state.withLock { $0.unreadable = error }  // its payload is still in the pipe
             throw error
         }
-        return try readExactly(size, what: "a frame's payload of \(size) bytes", atBoundary: false)
+        return try readPayload(size)
+    }
+
+    /// A frame's payload of `size` bytes, in memory that grows with the bytes that
+    /// arrive (at most doubling each time), never sized from the header alone: the
+    /// length is the other end's word, and 4 bytes could otherwise claim a GiB.
+    /// A frame of up to `firstReadSize` bytes takes one allocation of its size.
+    private func readPayload(_ size: Int) throws(ConnectionError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        repeat {
+            let capacity = min(size, max(Self.firstReadSize, 2 * bytes.count))
+            bytes = try read(upTo: capacity, after: bytes, what: "a frame's payload of \(size) bytes")
+            guard bytes.count == capacity else {
+                throw ConnectionError(.endOfFile, "the other end closed the connection inside a frame's payload of \(size) bytes (\(bytes.count) of \(size) bytes)")
+            }
+        } while bytes.count < size
+        return bytes
     }
 
     private func readExactly(_ count: Int, what: String, atBoundary: Bool) throws(ConnectionError) -> [UInt8] {
-        let bytes: [UInt8]
-        do {
-            bytes = try _readFully(fileDescriptor, count: count)
-        } catch {
-            throw .system(error, "reading \(what)")
-        }
+        let bytes = try read(upTo: count, after: [], what: what)
         let got = bytes.count
         guard got == count else {
             throw ConnectionError(.endOfFile, atBoundary && got == 0
@@ -147,6 +162,23 @@ public final class Connection: Sendable {
                 : "the other end closed the connection inside \(what) (\(got) of \(count) bytes)")
         }
         return bytes
+    }
+
+    /// `prefix` followed by what arrives, up to `capacity` bytes in all, in a new
+    /// array of that capacity; shorter only at end of file.
+    private func read(upTo capacity: Int, after prefix: [UInt8], what: String) throws(ConnectionError) -> [UInt8] {
+        guard capacity > prefix.count else { return prefix }
+        return try [UInt8](unsafeUninitializedCapacity: capacity) { (buffer, count) throws(ConnectionError) in
+            _ = buffer.initialize(fromContentsOf: prefix)
+            count = prefix.count
+            while count < capacity {
+                let free = UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[count...]))
+                let got: Int
+                do throws(Errno) { got = try _read(fileDescriptor, into: free) } catch { throw .system(error, "reading \(what)") }
+                if got == 0 { break }
+                count += got
+            }
+        }
     }
 
     private func check(writing: Bool) throws(ConnectionError) {

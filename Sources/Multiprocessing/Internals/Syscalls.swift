@@ -44,6 +44,12 @@ func _growPipe(_ fd: FileDescriptor, to size: Int) -> Int {
     return Int(swiftmp_get_pipe_size(fd.rawValue))
 }
 
+/// Reads what is there, up to `buffer.count` bytes, waiting for at least one
+/// (0: end of file). The corresponding C function is `read`.
+func _read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+    try _retrying { read(fd.rawValue, buffer.baseAddress, buffer.count) }
+}
+
 /// Reads exactly `count` bytes into `buffer`, or fewer only at end of file.
 /// - Returns: The bytes read: `count`, or less when the other end closed.
 func _readFully(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
@@ -97,7 +103,9 @@ func _writeFully(_ fd: FileDescriptor, _ bytes: [UInt8]) throws(Errno) {
     if let failure { throw failure }
 }
 
-/// Reads `count` bytes, or fewer at end of file.
+/// Reads `count` bytes, or fewer at end of file. The memory for `count` is taken
+/// at once: `count` is a size this process chose, never a length the input states
+/// (a frame's payload is read by `Connection`, into memory that grows as it arrives).
 func _readFully(_ fd: FileDescriptor, count: Int) throws(Errno) -> [UInt8] {
     var failure: Errno?
     var got = 0
