@@ -15,6 +15,20 @@ struct _Scanner {
 
     let limits: MessagePackLimits
 
+    /// Where a scan stopped inside a value that had not all arrived, so that a stream
+    /// goes on from there when more bytes come: from the start of the value it was
+    /// in, with the counts of the containers open around it. Scanning from the start
+    /// again each time would cost time quadratic in a value's length.
+    struct Progress {
+        /// Where the value being scanned begins, from the start of the bytes.
+        var position = 0
+        /// How many containers are open around it, and their items still to come.
+        var depth = 0
+        var open: [Int] = []
+        /// The limits the counts were checked against: other limits start again.
+        var limits: MessagePackLimits?
+    }
+
     /// Scans the first value of `bytes`.
     /// - Throws: `DecodingError.dataCorrupted` for a length over a limit, a reserved
     ///   byte, or nesting deeper than `limits.maxDepth`. A count that the remaining
@@ -26,7 +40,9 @@ struct _Scanner {
         let result: Result
         do {
             result = try withUnsafeTemporaryAllocation(of: Int.self, capacity: maxDepth + 1) { open in
-                try scan(bytes, maxDepth: maxDepth, open: open.baseAddress!)
+                var position = 0
+                var depth = 0
+                return try scan(bytes, maxDepth: maxDepth, open: open.baseAddress!, position: &position, depth: &depth)
             }
         } catch let error as DecodingError {
             throw error
@@ -36,10 +52,38 @@ struct _Scanner {
         return result
     }
 
-    private func scan(_ bytes: UnsafeRawBufferPointer, maxDepth: Int, open: UnsafeMutablePointer<Int>) throws(DecodingError) -> Result {
+    /// Scans the first value of `bytes` from where `progress` says an earlier scan of
+    /// the same (shorter) bytes stopped, and records where this one stops. A complete
+    /// value resets `progress` for the next.
+    func scan(_ bytes: UnsafeRawBufferPointer, resuming progress: inout Progress) throws(DecodingError) -> Result {
+        let maxDepth = min(limits.maxDepth, MessagePackLimits.unpackerStackSize)
+        if progress.limits != limits || progress.open.count != maxDepth + 1 {
+            progress = Progress(open: [Int](repeating: 0, count: maxDepth + 1), limits: limits)
+        }
+        var position = progress.position
+        var depth = progress.depth
+        let result = try progress.open.withUnsafeMutableBufferPointer { open throws(DecodingError) in
+            try scan(bytes, maxDepth: maxDepth, open: open.baseAddress!, position: &position, depth: &depth)
+        }
+        if case .complete = result {
+            (progress.position, progress.depth) = (0, 0)
+        } else {
+            (progress.position, progress.depth) = (position, depth)
+        }
+        return result
+    }
+
+    /// The scan itself. On `.incomplete`, `position` and `depth` say where the value
+    /// that had not all arrived begins, and `open` holds the containers around it.
+    private func scan(
+        _ bytes: UnsafeRawBufferPointer, maxDepth: Int, open: UnsafeMutablePointer<Int>,
+        position: inout Int, depth: inout Int
+    ) throws(DecodingError) -> Result {
         let end = bytes.count
-        var pos = 0
-        var depth = 0
+        var pos = position
+        // Where the value being scanned begins: where a later scan resumes.
+        var resume = pos
+        defer { position = resume }
 
         @inline(__always) func byte(_ at: Int) -> Int { Int(bytes[at]) }
         @inline(__always) func bigEndian(_ at: Int, _ width: Int) -> Int {
@@ -49,6 +93,7 @@ struct _Scanner {
         }
 
         while true {
+            resume = pos
             guard pos < end else { return .incomplete(needed: "the input ends at offset \(pos), where a value should begin") }
             let lead = byte(pos)
             let start = pos

@@ -61,7 +61,16 @@ extension Decimal: _MessagePackDecodeSpecially {
         switch object.type {
         case MSGPACK_OBJECT_POSITIVE_INTEGER: return Decimal(object.via.u64)
         case MSGPACK_OBJECT_NEGATIVE_INTEGER: return Decimal(object.via.i64)
-        case MSGPACK_OBJECT_FLOAT32, MSGPACK_OBJECT_FLOAT64: return Decimal(object.via.f64)
+        case MSGPACK_OBJECT_FLOAT32, MSGPACK_OBJECT_FLOAT64:
+            // Foundation traps on an infinity, and gives NaN for what it cannot hold
+            // (beyond about 1e±128): both are errors here, never a trap or a NaN.
+            let double = object.via.f64
+            let decimal = double.isFinite ? Decimal(double) : .nan
+            guard !decimal.isNaN else {
+                throw DecodingError.dataCorrupted(.init(
+                    codingPath: path.path, debugDescription: "Number \(double) does not fit in Decimal (at \(_render(path.path)))."))
+            }
+            return decimal
         default:
             let string = try decoder.string(object, path)
             guard let decimal = Decimal(string: string) else {

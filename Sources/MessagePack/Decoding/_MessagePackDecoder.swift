@@ -254,9 +254,12 @@ extension _MessagePackDecoder: @unchecked Sendable {}
 
 extension Date {
     /// The date of a timestamp, split in the reference epoch to round once.
+    /// Seconds near Int64.min would overflow in integers; there the difference is
+    /// taken in Double (such a date is far beyond Double's whole seconds anyway).
     init(_ stamp: MessagePackTimestamp) {
+        let (seconds, overflow) = stamp.seconds.subtractingReportingOverflow(978_307_200)
         self.init(timeIntervalSinceReferenceDate:
-            Double(stamp.seconds - 978_307_200) + Double(stamp.nanoseconds) / 1e9)
+            (overflow ? Double(stamp.seconds) - 978_307_200 : Double(seconds)) + Double(stamp.nanoseconds) / 1e9)
     }
 }
 

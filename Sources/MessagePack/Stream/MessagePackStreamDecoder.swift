@@ -16,6 +16,8 @@ public struct MessagePackStreamDecoder: Sendable {
     private var buffer: [UInt8] = []
     /// Bytes of `buffer` already consumed by returned values.
     private var start = 0
+    /// Where the scan of the value at `start` stopped for want of bytes.
+    private var progress = _Scanner.Progress()
 
     /// Bounds on nesting and lengths, and `maxInputLength` bounds one value.
     public var limits: MessagePackLimits
@@ -46,7 +48,7 @@ public struct MessagePackStreamDecoder: Sendable {
     public mutating func nextBytes() throws -> [UInt8]? {
         let scanner = _Scanner(limits: limits)
         let result = try buffer.withUnsafeBytes { raw throws(DecodingError) in
-            try scanner.scan(UnsafeRawBufferPointer(rebasing: raw[start...]))
+            try scanner.scan(UnsafeRawBufferPointer(rebasing: raw[start...]), resuming: &progress)
         }
         switch result {
         case .incomplete:
