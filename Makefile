@@ -1,5 +1,5 @@
 # The two commands of the README's Quick start. Both install what is missing first.
-.PHONY: demo test deps bench fixtures
+.PHONY: demo test deps bench fixtures fuzz fuzz-build
 
 deps:
 	./Scripts/install-dependencies.sh
@@ -15,10 +15,25 @@ demo: deps
 # Python's msgpack lets the tests check that a Python process reads our frames. One
 # test at a time: after each multi-process test, the leak check compares this
 # process's descriptors, /dev/shm and children with what they were before.
+# Last, a short fuzzing pass (60 s) after replaying every kept finding, so that a
+# change that brings back a crash, a hang or a huge allocation fails here.
 test:
 	./Scripts/install-dependencies.sh --python
 	swift build --build-tests
 	SWIFT_MULTIPROCESSING_LEAK_CHECK=1 swift test --skip-build --no-parallel
+	$(MAKE) fuzz FUZZ_SECONDS=60
+
+# The fuzzer (Fuzz/): libFuzzer with AddressSanitizer on every way bytes come in —
+# typed decoding, MessagePackValue, the stream decoder, tagged JSON, and the
+# Connection and Queue readers. `make fuzz FUZZ_SECONDS=3600` for an hour.
+FUZZ_SECONDS ?= 600
+fuzz: deps fuzz-build
+	./Scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# lld: the gold linker crashes on this link.
+fuzz-build:
+	swift build -c release --package-path Fuzz --scratch-path .build-fuzz \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
 
 # The benchmarks (release mode): the codec against JSON and msgpack-c by hand, then
 # queues between processes against Python's multiprocessing.Queue, faster-fifo (pip,

@@ -1,0 +1,295 @@
+import Foundation
+import MessagePack
+import Multiprocessing
+import SystemPackage
+
+/// The ways bytes come in. An input's first byte picks one; the rest is its payload.
+/// Each route checks more than "no crash": what it accepts must survive a round trip,
+/// and it may only throw the errors its documentation names.
+enum Route: UInt8, CaseIterable {
+    case typed, value, stream, json, connection, queue
+
+    static func of(_ byte: UInt8) -> Route { allCases[Int(byte) % allCases.count] }
+
+    /// The byte that picks this route.
+    var selector: UInt8 { rawValue }
+}
+
+/// Fails the run: libFuzzer keeps the input that got here.
+func finding(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("FUZZ FINDING: \(message)\n".utf8))
+    abort()
+}
+
+func run(_ input: [UInt8]) {
+    guard let first = input.first else { return }
+    let payload = Array(input.dropFirst())
+    switch Route.of(first) {
+    case .typed: typed(payload)
+    case .value: value(payload)
+    case .stream: stream(payload)
+    case .json: json(payload)
+    case .connection: connection(payload)
+    case .queue: queue(payload)
+    }
+}
+
+// MARK: Typed decoding
+
+/// One decodable type and how to compare two of its values.
+struct TypedCase: Sendable {
+    let name: String
+    /// Decodes, re-encodes and checks the round trip; throws only what decoding threw.
+    let run: @Sendable (_ bytes: [UInt8], _ decoder: MessagePackDecoder, _ encoder: MessagePackEncoder) throws -> Void
+
+    /// Round trip: what was decoded encodes, decodes again and encodes to the same bytes.
+    /// (Bytes, not `==`: a NaN is not equal to itself.)
+    init<T: Codable & SendableMetatype>(_: T.Type) {
+        name = "\(T.self)"
+        run = { bytes, decoder, encoder in
+            let value = try decoder.decode(T.self, from: bytes)
+            let first: [UInt8]
+            do {
+                first = try encoder.encode(value)
+            } catch is EncodingError {
+                return  // a decoded value the encoder cannot write (a date beyond a timestamp's range)
+            } catch {
+                finding("encoding a decoded \(T.self) threw \(type(of: error)): \(error)")
+            }
+            let again: T
+            do {
+                again = try decoder.decode(T.self, from: first)
+            } catch {
+                finding("the encoder's bytes for a decoded \(T.self) do not decode: \(error)\nbytes: \(hex(first))")
+            }
+            let second: [UInt8]
+            do {
+                second = try encoder.encode(again)
+            } catch {
+                finding("a \(T.self) decoded from the encoder's bytes does not encode: \(error)")
+            }
+            if first != second {
+                finding("\(T.self) does not round-trip:\n first:  \(hex(first))\n second: \(hex(second))")
+            }
+        }
+    }
+}
+
+let typedCases: [TypedCase] = [
+    TypedCase(Scalars.self), TypedCase(FoundationTypes.self), TypedCase(Dates.self),
+    TypedCase(Collections.self), TypedCase(Shape.self), TypedCase(IntKeyed.self),
+    TypedCase(Manual.self), TypedCase(Dog.self), TypedCase(Tree.self), TypedCase(Item.self),
+    TypedCase([Shape].self), TypedCase([Int: Dog].self), TypedCase(MessagePackValue.self),
+    TypedCase(Scalars?.self), TypedCase(Date.self), TypedCase(Decimal.self),
+]
+
+let dateStrategies: [(MessagePackDecoder.DateDecodingStrategy, MessagePackEncoder.DateEncodingStrategy)] = [
+    (.timestamp, .timestamp), (.secondsSince1970, .secondsSince1970), (.millisecondsSince1970, .millisecondsSince1970),
+    (.timestamp, .timestamp),
+]
+
+/// Coders per date strategy, made once: a decoder keeps what it learned of types between calls.
+let coders: [(MessagePackDecoder, MessagePackEncoder)] = dateStrategies.map { strategies in
+    let decoder = MessagePackDecoder()
+    decoder.dateDecodingStrategy = strategies.0
+    let encoder = MessagePackEncoder()
+    encoder.dateEncodingStrategy = strategies.1
+    encoder.sortsDictionaryKeys = true  // the round trip compares bytes
+    return (decoder, encoder)
+}
+
+/// Payload: a byte picking the type (low 4 bits) and the date strategy (next 2), then MessagePack.
+func typed(_ payload: [UInt8]) {
+    guard let pick = payload.first else { return }
+    let bytes = Array(payload.dropFirst())
+    let typedCase = typedCases[Int(pick & 0x0f) % typedCases.count]
+    let (decoder, encoder) = coders[Int(pick >> 4) & 3]
+    do {
+        try typedCase.run(bytes, decoder, encoder)
+    } catch is DecodingError {
+        // The documented outcome for bytes that are not a `T`.
+    } catch {
+        finding("decoding \(typedCase.name) threw \(type(of: error)), not DecodingError: \(error)")
+    }
+}
+
+// MARK: MessagePackValue
+
+/// Any MessagePack parses to a value that writes back to bytes that parse to it again,
+/// and whose tagged JSON parses back to it too.
+func value(_ payload: [UInt8]) {
+    let parsed: MessagePackValue
+    do {
+        parsed = try MessagePackValue(bytes: payload)
+    } catch is DecodingError {
+        return
+    } catch {
+        finding("MessagePackValue(bytes:) threw \(type(of: error)): \(error)")
+    }
+    checkRoundTrips(parsed, from: "bytes \(hex(payload))")
+}
+
+func checkRoundTrips(_ value: MessagePackValue, from origin: String) {
+    do {
+        let bytes = try value.bytes()
+        let back = try MessagePackValue(bytes: bytes)
+        if back != value { finding("\(value) from \(origin) writes bytes \(hex(bytes)) that parse to \(back)") }
+    } catch {
+        finding("\(value) from \(origin) does not round-trip through bytes: \(error)")
+    }
+    let text = value.json()
+    do {
+        let back = try MessagePackValue(json: text)
+        if back != value { finding("\(value) from \(origin) writes JSON \(text) that parses to \(back)") }
+    } catch {
+        finding("the tagged JSON \(text) of \(value) from \(origin) does not parse: \(error)")
+    }
+}
+
+// MARK: Stream decoder
+
+/// Payload: a byte giving the piece size (1 to 256), then a stream of MessagePack.
+/// Fed in pieces, the decoder must give exactly what it gives fed all at once.
+func stream(_ payload: [UInt8]) {
+    guard let sizeByte = payload.first else { return }
+    let bytes = Array(payload.dropFirst())
+    let pieceSize = Int(sizeByte) + 1
+
+    func outcomes(pieces: Int) -> [String] {
+        var decoder = MessagePackStreamDecoder()
+        var results: [String] = []
+        var offset = 0
+        while offset < bytes.count {
+            decoder.append(bytes[offset..<min(bytes.count, offset + pieces)])
+            offset += pieces
+            do {
+                while let value = try decoder.nextValue() { results.append("\(value)") }
+            } catch is DecodingError {
+                results.append("error")
+                return results
+            } catch {
+                finding("the stream decoder threw \(type(of: error)): \(error)")
+            }
+        }
+        results.append("\(decoder.bufferedByteCount) left")
+        return results
+    }
+
+    let whole = outcomes(pieces: max(1, bytes.count))
+    let pieces = outcomes(pieces: pieceSize)
+    if whole != pieces {
+        finding("the stream decoder gives \(pieces) in pieces of \(pieceSize) but \(whole) all at once, for \(hex(bytes))")
+    }
+}
+
+// MARK: Tagged JSON
+
+/// Payload: JSON text. What parses writes back to JSON and MessagePack that parse to it.
+func json(_ payload: [UInt8]) {
+    let parsed: MessagePackValue
+    do {
+        parsed = try MessagePackValue(json: payload)
+    } catch is MessagePackJSONError {
+        return
+    } catch {
+        finding("MessagePackValue(json:) threw \(type(of: error)): \(error)")
+    }
+    checkRoundTrips(parsed, from: "JSON \(String(decoding: payload, as: UTF8.self))")
+}
+
+// MARK: Connection
+
+/// Payload: a byte choosing the frame limit, then bytes as a peer sends them. The
+/// receiver gets frames, then a `ConnectionError`; never anything else, and never
+/// memory for a length it was only told.
+func connection(_ payload: [UInt8]) {
+    guard let limitByte = payload.first else { return }
+    let bytes = Array(payload.dropFirst())
+    let pair: (Connection, Connection)
+    do {
+        pair = try Connection.pipe()
+    } catch {
+        finding("Connection.pipe failed: \(error)")
+    }
+    let (receiver, sender) = pair
+    receiver.maxFrameLength = limitByte & 1 == 0 ? Connection.defaultMaxFrameLength : Int(limitByte) << 4
+    var written = 0
+    bytes.withUnsafeBytes { raw in
+        while written < raw.count {
+            let n = write(sender.fileDescriptor.rawValue, raw.baseAddress! + written, raw.count - written)
+            if n <= 0 { break }
+            written += n
+        }
+    }
+    if written != bytes.count { finding("could only write \(written) of \(bytes.count) bytes to a socket pair") }
+    sender.close()
+    for _ in 0..<64 {
+        do {
+            _ = try receiver.receive(MessagePackValue.self)
+        } catch is ConnectionError {
+            break
+        } catch is DecodingError {
+            continue
+        } catch {
+            finding("Connection.receive threw \(type(of: error)): \(error)")
+        }
+    }
+    receiver.close()
+}
+
+// MARK: Queue
+
+/// Payload: bytes written over the start of a queue's ring in shared memory, as
+/// another process could, after one item was put there. `get` returns an item or
+/// throws a `QueueError` or `DecodingError`, never reads past the ring, never
+/// allocates what a record claims, never hangs.
+func queue(_ payload: [UInt8]) {
+    let queue: Queue<MessagePackValue>
+    let before = queueSegments()
+    do {
+        queue = try Queue(bufferSize: 64 << 10)
+        try queue.put(.binary([UInt8](repeating: 0, count: max(0, min(payload.count, 60_000) - 16))))
+    } catch {
+        finding("making a queue failed: \(error)")
+    }
+    defer { queue.close() }
+    guard let fd = queueSegments().subtracting(before).first else { finding("the queue's memfd was not found") }
+    var status = stat()
+    guard fstat(fd, &status) == 0 else { finding("fstat of the queue's memfd failed") }
+    let size = Int(status.st_size)
+    guard let base = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED else {
+        finding("mmap of the queue's memfd failed")
+    }
+    defer { munmap(base, size) }
+    let ring = UnsafeMutableRawBufferPointer(start: base + (size - queue.bufferSize), count: queue.bufferSize)
+    for (offset, byte) in payload.prefix(ring.count).enumerated() { ring[offset] = byte }
+    queue.maxFrameLength = 1 << 20
+    for _ in 0..<4 {
+        do {
+            _ = try queue.getNowait()
+        } catch let error as QueueError {
+            if error.code == .empty { break }
+        } catch is DecodingError {
+            continue
+        } catch {
+            finding("Queue.get threw \(type(of: error)): \(error)")
+        }
+    }
+}
+
+/// The queue memfd descriptors open in this process.
+func queueSegments() -> Set<Int32> {
+    var found = Set<Int32>()
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return found }
+    for name in names {
+        guard let fd = Int32(name),
+              let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"),
+              target.contains("memfd:swift-multiprocessing-queue") else { continue }
+        found.insert(fd)
+    }
+    return found
+}
+
+func hex(_ bytes: [UInt8]) -> String {
+    bytes.map { String(format: "%02x", $0) }.joined()
+}
