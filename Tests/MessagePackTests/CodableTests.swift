@@ -276,4 +276,29 @@ struct CodableTests {
         let bytes = try MessagePackEncoder().encode(Forgiving())
         #expect(try MessagePackValue(bytes: bytes) == ["before", "after"])
     }
+
+    /// Reads its parent's fields through a container whose super decoder it does not keep.
+    struct ViaSuper: Decodable, Equatable {
+        var name: String
+        var legs: Int
+        enum Keys: String, CodingKey { case name, legs }
+        enum Outer: String, CodingKey { case animal }
+        init(from decoder: any Decoder) throws {
+            let outer = try decoder.container(keyedBy: Outer.self)
+            let container = try outer.superDecoder(forKey: .animal).container(keyedBy: Keys.self)
+            // Other decoding in between, so a released decoder's memory would be reused.
+            for _ in 0..<100 { _ = try MessagePackDecoder().decode([String].self, from: [0x92, 0xa1, 0x61, 0xa1, 0x62]) }
+            name = try container.decode(String.self, forKey: .name)
+            legs = try container.decode(Int.self, forKey: .legs)
+        }
+        init(name: String, legs: Int) { (self.name, self.legs) = (name, legs) }
+    }
+
+    @Test("a container from a super decoder that is not kept stays valid for the whole decode")
+    func containerOutlivesSuperDecoder() throws {
+        let bytes = try MessagePackValue.map([("animal", .map([("name", "Rex"), ("legs", 4)]))]).bytes()
+        for _ in 0..<100 {
+            #expect(try MessagePackDecoder().decode(ViaSuper.self, from: bytes) == ViaSuper(name: "Rex", legs: 4))
+        }
+    }
 }

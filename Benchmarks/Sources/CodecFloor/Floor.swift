@@ -29,6 +29,26 @@ public enum Floor {
         }
     }
 
+    /// The small item, packed the same way.
+    public static func encode(_ item: Item) throws -> [UInt8] {
+        try withPacker { p in
+            var failed: Int32 = 0
+            failed |= msgpack_pack_map(p, 5)
+            failed |= key(p, "id")
+            failed |= msgpack_pack_int64(p, Int64(item.id))
+            failed |= key(p, "name")
+            failed |= string(p, item.name)
+            failed |= key(p, "score")
+            failed |= msgpack_pack_double(p, item.score)
+            failed |= key(p, "tags")
+            failed |= msgpack_pack_array(p, item.tags.count)
+            for tag in item.tags { failed |= string(p, tag) }
+            failed |= key(p, "ok")
+            failed |= item.ok ? msgpack_pack_true(p) : msgpack_pack_false(p)
+            guard failed == 0 else { throw Failure(description: "out of memory") }
+        }
+    }
+
     private static func withPacker(_ body: (UnsafeMutablePointer<msgpack_packer>) throws -> Void) throws -> [UInt8] {
         var buffer = msgpack_sbuffer()
         var packer = msgpack_packer()
@@ -113,6 +133,40 @@ public enum Floor {
     /// Unpacks one `Reference` from bytes holding exactly that value.
     public static func decode(_ bytes: [UInt8]) throws -> Reference {
         try withUnpacked(bytes) { try reference($0) }
+    }
+
+    /// Unpacks one small `Item`.
+    public static func decodeItem(_ bytes: [UInt8]) throws -> Item {
+        try withUnpacked(bytes) { object in
+            guard object.type == MSGPACK_OBJECT_MAP else { throw Failure(description: "expected a map") }
+            let map = object.via.map
+            var id: Int?, name: String?, score: Double?, tags: [String]?, ok: Bool?
+            for index in 0..<Int(map.size) {
+                let pair = map.ptr[index]
+                guard pair.key.type == MSGPACK_OBJECT_STR else { continue }
+                let key = pair.key.via.str
+                let value = pair.val
+                if `is`(key, "id") {
+                    id = try int(value)
+                } else if `is`(key, "name") {
+                    name = try string(value)
+                } else if `is`(key, "score") {
+                    score = try double(value)
+                } else if `is`(key, "tags") {
+                    guard value.type == MSGPACK_OBJECT_ARRAY else { throw Failure(description: "expected an array") }
+                    let array = value.via.array
+                    var result: [String] = []
+                    result.reserveCapacity(Int(array.size))
+                    for i in 0..<Int(array.size) { result.append(try string(array.ptr[i])) }
+                    tags = result
+                } else if `is`(key, "ok") {
+                    guard value.type == MSGPACK_OBJECT_BOOLEAN else { throw Failure(description: "expected a boolean") }
+                    ok = value.via.boolean
+                }
+            }
+            guard let id, let name, let score, let tags, let ok else { throw Failure(description: "a field of Item is missing") }
+            return Item(id: id, name: name, score: score, tags: tags, ok: ok)
+        }
     }
 
     /// Unpacks an array of `Reference`.

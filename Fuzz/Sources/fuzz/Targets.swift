@@ -155,23 +155,29 @@ func stream(_ payload: [UInt8]) {
     let bytes = Array(payload.dropFirst())
     let pieceSize = Int(sizeByte) + 1
 
-    func outcomes(pieces: Int) -> [String] {
+    enum Outcome: Equatable {
+        case value(MessagePackValue)
+        case error
+        case left(Int)
+    }
+
+    func outcomes(pieces: Int) -> [Outcome] {
         var decoder = MessagePackStreamDecoder()
-        var results: [String] = []
+        var results: [Outcome] = []
         var offset = 0
         while offset < bytes.count {
             decoder.append(bytes[offset..<min(bytes.count, offset + pieces)])
             offset += pieces
             do {
-                while let value = try decoder.nextValue() { results.append("\(value)") }
+                while let value = try decoder.nextValue() { results.append(.value(value)) }
             } catch is DecodingError {
-                results.append("error")
+                results.append(.error)
                 return results
             } catch {
                 finding("the stream decoder threw \(type(of: error)): \(error)")
             }
         }
-        results.append("\(decoder.bufferedByteCount) left")
+        results.append(.left(decoder.bufferedByteCount))
         return results
     }
 

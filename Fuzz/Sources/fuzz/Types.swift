@@ -77,12 +77,17 @@ struct Manual: Codable, Equatable {
             values.append(try list.decode(Int32.self))
         }
         self.values = values
+        // A container from a super decoder that is dropped at once: it must stay valid.
+        let viaSuper = try container.superDecoder(forKey: .inner).container(keyedBy: InnerKeys.self)
         let inner = try container.nestedContainer(keyedBy: InnerKeys.self, forKey: .inner)
         var named: [String: UInt8] = [:]
         for key in inner.allKeys {
             named[key.stringValue] = try inner.decodeIfPresent(UInt8.self, forKey: key)
         }
         self.named = named
+        for key in inner.allKeys where try viaSuper.decodeIfPresent(UInt8.self, forKey: key) != named[key.stringValue] {
+            finding("a super decoder's container reads \(key.stringValue) differently")
+        }
         present = container.contains(.present) ? try container.decode(Bool.self, forKey: .present) : false
         raw = try container.decode(Single.self, forKey: .raw).value
     }

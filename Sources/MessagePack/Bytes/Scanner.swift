@@ -10,7 +10,29 @@ struct _Scanner {
         /// A whole value spans the first `length` bytes.
         case complete(length: Int)
         /// The bytes end inside a value (a stream needs more).
-        case incomplete(needed: String)
+        case incomplete(Shortfall)
+    }
+
+    /// Where the bytes ran out, as a truncation error says it. A stream meets this
+    /// on every piece of a value, so the text is only made when an error needs it.
+    enum Shortfall {
+        case valueStart(offset: Int)
+        case lengthField(offset: Int)
+        case bytes(offset: Int, missing: Int)
+        case container(isMap: Bool, elements: Int, available: Int)
+
+        var description: String {
+            switch self {
+            case .valueStart(let offset):
+                return "the input ends at offset \(offset), where a value should begin"
+            case .lengthField(let offset):
+                return "the input ends inside the length of the value at offset \(offset)"
+            case .bytes(let offset, let missing):
+                return "the value at offset \(offset) needs \(missing) more bytes"
+            case .container(let isMap, let elements, let available):
+                return "\(isMap ? "a map" : "an array") of \(elements) elements has only \(available) \(available == 1 ? "byte" : "bytes") after its header"
+            }
+        }
     }
 
     let limits: MessagePackLimits
@@ -94,7 +116,7 @@ struct _Scanner {
 
         while true {
             resume = pos
-            guard pos < end else { return .incomplete(needed: "the input ends at offset \(pos), where a value should begin") }
+            guard pos < end else { return .incomplete(.valueStart(offset: pos)) }
             let lead = byte(pos)
             let start = pos
             var containerItems = -1  // >= 0 when this value opens a container
@@ -111,7 +133,7 @@ struct _Scanner {
             case 0xcb, 0xcf, 0xd3: pos += 9
             case 0xa0...0xbf, 0xd9, 0xda, 0xdb:
                 guard let (header, length) = lengthField(lead: lead, fix: lead & 0x1f, base: 0xd9, at: pos) else {
-                    return .incomplete(needed: "the input ends inside the length of the value at offset \(start)")
+                    return .incomplete(.lengthField(offset: start))
                 }
                 guard length <= limits.maxStringLength else {
                     throw corrupted("a string of \(length) bytes at offset \(pos) is over the limit of \(limits.maxStringLength)")
@@ -119,7 +141,7 @@ struct _Scanner {
                 pos += header + length
             case 0xc4, 0xc5, 0xc6:
                 guard let (header, length) = lengthField(lead: lead, fix: nil, base: 0xc4, at: pos) else {
-                    return .incomplete(needed: "the input ends inside the length of the value at offset \(start)")
+                    return .incomplete(.lengthField(offset: start))
                 }
                 guard length <= limits.maxBinaryLength else {
                     throw corrupted("a binary of \(length) bytes at offset \(pos) is over the limit of \(limits.maxBinaryLength)")
@@ -129,7 +151,7 @@ struct _Scanner {
                 pos += 2 + (1 << (lead - 0xd4))
             case 0xc7, 0xc8, 0xc9:
                 guard let (header, length) = lengthField(lead: lead, fix: nil, base: 0xc7, at: pos) else {
-                    return .incomplete(needed: "the input ends inside the length of the value at offset \(start)")
+                    return .incomplete(.lengthField(offset: start))
                 }
                 guard length <= limits.maxBinaryLength else {
                     throw corrupted("an extension of \(length) bytes at offset \(pos) is over the limit of \(limits.maxBinaryLength)")
@@ -137,13 +159,13 @@ struct _Scanner {
                 pos += header + 1 + length
             case 0x90...0x9f, 0xdc, 0xdd:
                 guard let (header, count) = lengthField(lead: lead, fix: lead & 0x0f, base: 0xdc - 1, at: pos) else {
-                    return .incomplete(needed: "the input ends inside the length of the value at offset \(start)")
+                    return .incomplete(.lengthField(offset: start))
                 }
                 pos += header
                 containerItems = count
             case 0x80...0x8f, 0xde, 0xdf:
                 guard let (header, count) = lengthField(lead: lead, fix: lead & 0x0f, base: 0xde - 1, at: pos) else {
-                    return .incomplete(needed: "the input ends inside the length of the value at offset \(start)")
+                    return .incomplete(.lengthField(offset: start))
                 }
                 pos += header
                 containerItems = count * 2
@@ -152,7 +174,7 @@ struct _Scanner {
                 throw corrupted("byte \(lead) at offset \(pos) is not MessagePack")  // unreachable: every byte is covered above
             }
             guard pos <= end else {
-                return .incomplete(needed: "the value at offset \(start) needs \(pos - end) more bytes")
+                return .incomplete(.bytes(offset: start, missing: pos - end))
             }
 
             if containerItems >= 0 {
@@ -167,7 +189,7 @@ struct _Scanner {
                 // Every item takes at least one byte: a count the rest of the input
                 // cannot hold is refused here, before anything is allocated for it.
                 guard containerItems <= end - pos else {
-                    return .incomplete(needed: "\(kind) of \(elements) elements has only \(end - pos) \(end - pos == 1 ? "byte" : "bytes") after its header")
+                    return .incomplete(.container(isMap: isMap, elements: elements, available: end - pos))
                 }
                 if containerItems > 0 {
                     open[depth] = containerItems
@@ -212,8 +234,8 @@ struct _Scanner {
             throw corrupted("an input of \(bytes.count) bytes is over the limit of \(limits.maxInputLength)")
         }
         switch try scan(bytes) {
-        case .incomplete(let needed):
-            throw Self.truncated(needed)
+        case .incomplete(let shortfall):
+            throw Self.truncated(shortfall.description)
         case .complete(let length) where length < bytes.count:
             let extra = bytes.count - length
             throw corrupted("\(extra) \(extra == 1 ? "byte follows" : "bytes follow") the value, which ends at offset \(length)")

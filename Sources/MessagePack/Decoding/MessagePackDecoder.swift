@@ -108,6 +108,7 @@ public final class MessagePackDecoder: Sendable {
             decoder.zone.clear()
             decoder.bytesOwner = nil
             if !decoder.views.isEmpty { decoder.views.removeAll() }
+            if !decoder.children.isEmpty { decoder.children.removeAll() }
             storage.withLock { $0.spare = decoder }
         }
         let root = try decoder.zone.parse(buffer, limits: limits)

@@ -114,17 +114,12 @@ extension Optional: _MessagePackDecodeSpecially where Wrapped: Decodable {
 
 extension Array: _MessagePackDecodeSpecially where Element: Decodable {
     static func decodeSpecially(from object: msgpack_object, decoder: _MessagePackDecoder, path: _CodingPathNode) throws -> [Element] {
-        guard object.type == MSGPACK_OBJECT_ARRAY else { throw mismatch(self, object, path, expected: "an array") }
-        let array = object.via.array
         // Arrays of the common scalars in a tight, specialized loop.
         if Element.self == Int.self {
-            var ints: [Int] = []
-            ints.reserveCapacity(Int(array.size))  // bounded by the input: the scanner checked the count
-            for index in 0..<Int(array.size) {
-                ints.append(try decoder.integer(Int.self, array.ptr[index], path.appending(_MessagePackKey(index: index))))
-            }
-            return _cast(ints, [Element].self)
+            return _cast(try decoder._array(object, path, as: Int.self) { try decoder.integer(Int.self, $0, $1()) }, [Element].self)
         }
+        guard object.type == MSGPACK_OBJECT_ARRAY else { throw mismatch(self, object, path, expected: "an array") }
+        let array = object.via.array
         var result: [Element] = []
         result.reserveCapacity(Int(array.size))
         for index in 0..<Int(array.size) {

@@ -94,7 +94,11 @@ extension _KeyedLookup {
 
 /// A keyed container over a map.
 struct _KeyedDecodingContainer<Key: CodingKey>: _KeyedLookup {
-    let decoder: _MessagePackDecoder
+    /// Unretained: a container lives only inside the `decode` call that made it
+    /// (its map already points into that call's zone), while the decoder lives for
+    /// the whole call. The stdlib copies a container on every field it reads, and a
+    /// retained reference made each copy two atomic operations.
+    unowned(unsafe) let decoder: _MessagePackDecoder
     let map: msgpack_object_map
     let path: _CodingPathNode
 
@@ -179,7 +183,7 @@ struct _KeyedDecodingContainer<Key: CodingKey>: _KeyedLookup {
 struct _PositionalDecodingContainer<Key: CodingKey>: _KeyedLookup {
     final class Cursor { var next = 0 }
 
-    let decoder: _MessagePackDecoder
+    unowned(unsafe) let decoder: _MessagePackDecoder  // unretained: see _KeyedDecodingContainer
     let array: msgpack_object_array
     let path: _CodingPathNode
     let cursor = Cursor()
@@ -209,7 +213,7 @@ struct _PositionalDecodingContainer<Key: CodingKey>: _KeyedLookup {
 
 /// An unkeyed container over an array.
 struct _UnkeyedDecodingContainer: UnkeyedDecodingContainer {
-    let decoder: _MessagePackDecoder
+    unowned(unsafe) let decoder: _MessagePackDecoder  // unretained: see _KeyedDecodingContainer
     let array: msgpack_object_array
     let path: _CodingPathNode
     private(set) var currentIndex = 0
@@ -285,7 +289,7 @@ struct _UnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
 /// The single-value container of the current object.
 struct _SingleValueDecodingContainer: SingleValueDecodingContainer {
-    let decoder: _MessagePackDecoder
+    unowned(unsafe) let decoder: _MessagePackDecoder
     let object: msgpack_object
     let path: _CodingPathNode
 
@@ -311,7 +315,14 @@ struct _SingleValueDecodingContainer: SingleValueDecodingContainer {
 
 extension _MessagePackDecoder {
     /// A decoder standing at another object (for nested containers and super decoders).
+    /// A decoder for a super decoder, kept by the call's first decoder until the call
+    /// ends: containers refer to their decoder unretained (see _KeyedDecodingContainer),
+    /// and `superDecoder().container(keyedBy:)` drops the decoder at once.
     func child(at object: msgpack_object, path: _CodingPathNode) -> _MessagePackDecoder {
-        _MessagePackDecoder(options: options, root: object, path: path)
+        let child = _MessagePackDecoder(options: options, root: object, path: path)
+        let top = callOwner ?? self
+        child.callOwner = top
+        top.children.append(child)
+        return child
     }
 }

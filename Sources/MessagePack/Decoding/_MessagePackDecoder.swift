@@ -30,6 +30,10 @@ final class _MessagePackDecoder: Decoder {
     /// The views made of the input in this call, by where they start: the same bytes
     /// decoded twice give one `Data`, so changing one copy never changes another.
     @exclusivity(unchecked) var views: [UnsafeRawPointer: Data] = [:]
+    /// Decoders made for super decoders in this call, and for one of them, the
+    /// decoder that keeps it (see `child(at:path:)`).
+    @exclusivity(unchecked) var children: [_MessagePackDecoder] = []
+    unowned(unsafe) var callOwner: _MessagePackDecoder?
     /// What each type met so far needs: its special form, or none (kept while this decoder is reused).
     @exclusivity(unchecked) private var types = _TypeCache<any _MessagePackDecodeSpecially.Type>()
 
@@ -96,7 +100,7 @@ final class _MessagePackDecoder: Decoder {
         if T.self == Data.self { return _cast(try data(object, path()), T.self) }
         if T.self == [UInt8].self, object.type == MSGPACK_OBJECT_BIN { return _cast(try binary(object, path()), T.self) }
         // Collections of the common scalars, in specialized code.
-        if T.self == [Int].self { return _cast(try [Int].decodeSpecially(from: object, decoder: self, path: path()), T.self) }
+        if T.self == [Int].self { return _cast(try _array(object, path(), as: Int.self) { try self.integer(Int.self, $0, $1()) }, T.self) }
         if T.self == [String].self { return _cast(try _array(object, path(), as: String.self) { try self.string($0, $1()) }, T.self) }
         if T.self == [Double].self { return _cast(try _array(object, path(), as: Double.self) { try self.double($0, $1()) }, T.self) }
         if T.self == [String: Int].self { return _cast(try _stringMap(object, path()) { try self.integer(Int.self, $0, $1()) }, T.self) }
@@ -213,17 +217,21 @@ final class _MessagePackDecoder: Decoder {
 
 extension _MessagePackDecoder {
     /// An array whose elements `element` reads; specialized per element type.
+    /// The path is made only if an error needs it: a node is an allocation.
     @inline(__always)
     func _array<E>(
-        _ object: msgpack_object, _ path: _CodingPathNode, as: E.Type,
+        _ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode, as: E.Type,
         element: (msgpack_object, @autoclosure () -> _CodingPathNode) throws -> E
     ) throws -> [E] {
-        guard object.type == MSGPACK_OBJECT_ARRAY else { throw mismatch([E].self, object, path, expected: "an array") }
+        guard object.type == MSGPACK_OBJECT_ARRAY else { throw mismatch([E].self, object, path(), expected: "an array") }
         let array = object.via.array
         var result: [E] = []
         result.reserveCapacity(Int(array.size))  // bounded by the input: the scanner checked the count
-        for index in 0..<Int(array.size) {
-            result.append(try element(array.ptr[index], path.appending(_MessagePackKey(index: index))))
+        // (Not escaping: `element` only calls it, and only for an error.)
+        try withoutActuallyEscaping(path) { path in
+            for index in 0..<Int(array.size) {
+                result.append(try element(array.ptr[index], path().appending(_MessagePackKey(index: index))))
+            }
         }
         return result
     }
@@ -232,16 +240,18 @@ extension _MessagePackDecoder {
     /// A key that appears twice keeps its last value, as for any dictionary.
     @inline(__always)
     func _stringMap<V>(
-        _ object: msgpack_object, _ path: _CodingPathNode,
+        _ object: msgpack_object, _ path: @autoclosure () -> _CodingPathNode,
         value: (msgpack_object, @autoclosure () -> _CodingPathNode) throws -> V
     ) throws -> [String: V] {
-        guard object.type == MSGPACK_OBJECT_MAP else { throw mismatch([String: V].self, object, path, expected: "a map") }
+        guard object.type == MSGPACK_OBJECT_MAP else { throw mismatch([String: V].self, object, path(), expected: "a map") }
         let map = object.via.map
         var result: [String: V] = [:]
         result.reserveCapacity(Int(map.size))
-        for index in 0..<Int(map.size) {
-            let key = try string(map.ptr[index].key, path)
-            result[key] = try value(map.ptr[index].val, path.appending(_MessagePackKey(stringValue: key)))
+        try withoutActuallyEscaping(path) { path in
+            for index in 0..<Int(map.size) {
+                let key = try string(map.ptr[index].key, path())
+                result[key] = try value(map.ptr[index].val, path().appending(_MessagePackKey(stringValue: key)))
+            }
         }
         return result
     }
