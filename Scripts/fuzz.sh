@@ -18,7 +18,7 @@ mkdir -p "$corpus" "$findings"
 export SWIFT_BACKTRACE=enable=no
 # No allocation over 512 MiB: memory sized from a length the input only claims
 # is a finding, even where it would have fitted.
-flags="-max_len=65536 -malloc_limit_mb=512 -rss_limit_mb=3072 -timeout=20 -artifact_prefix=$findings/"
+flags="-max_len=65536 -malloc_limit_mb=512 -rss_limit_mb=3072 -timeout=20 -artifact_prefix=$findings/ ${FUZZ_FLAGS:-}"
 
 log=.build-fuzz/last-run.log
 

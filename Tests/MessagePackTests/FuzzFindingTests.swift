@@ -92,4 +92,28 @@ struct FuzzFindingTests {
             #expect(stream.bufferedByteCount == 0)
         }
     }
+
+    @Test("after an error mid-value, a stream decoder throws again instead of resuming from counts it changed")
+    func streamErrorThenAgain() throws {
+        // Found in review: the counts of open containers were kept from the failed scan.
+        var stream = MessagePackStreamDecoder()
+        stream.append([0x93, 0x01])                 // an array of 3: one element so far
+        #expect(try stream.nextBytes() == nil)
+        stream.append([0x02, 0xc1])                 // a second element, then a byte never used
+        #expect(throws: DecodingError.self) { try stream.nextBytes() }
+        // Once handed out 93 01 02, an array of 3 holding 2.
+        #expect(throws: DecodingError.self) { try stream.nextBytes() }
+        #expect(stream.bufferedByteCount == 4)
+    }
+
+    @Test("limits below zero are refused values, not a trap")
+    func negativeDepth() throws {
+        var limits = MessagePackLimits()
+        limits.maxDepth = -5
+        #expect(throws: DecodingError.self) { try MessagePackValue(bytes: [0x91, 0x01], limits: limits) }
+        var stream = MessagePackStreamDecoder(limits: limits)
+        stream.append([0x91])
+        #expect(throws: DecodingError.self) { try stream.nextBytes() }
+        #expect(try MessagePackValue(bytes: [0x01], limits: limits) == 1)
+    }
 }

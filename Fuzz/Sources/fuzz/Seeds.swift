@@ -23,8 +23,8 @@ func writeSeeds(to corpus: URL, fixtures: URL) throws -> Int {
             try write(.typed, [pick | UInt8(count % 4) << 4] + bytes)
         }
         try write(.value, bytes)
-        try write(.stream, [UInt8(count % 7)] + bytes + bytes)
-        try write(.connection, [UInt8(count % 2)] + frame(bytes) + frame(bytes))
+        try write(.stream, [UInt8(count % 7), 0] + bytes + bytes)
+        try write(.connection, [UInt8(count % 2), 0] + frame(bytes) + frame(bytes))
         try write(.queue, [UInt8](repeating: 0, count: 8) + bytes)
         if let value = try? MessagePackValue(bytes: bytes) {
             try write(.json, Array(value.json().utf8))
@@ -32,7 +32,12 @@ func writeSeeds(to corpus: URL, fixtures: URL) throws -> Int {
     }
     let frames = fixtures.appendingPathComponent("frames")
     for name in try files.contentsOfDirectory(atPath: frames.path).sorted() where name.hasSuffix(".bin") {
-        try write(.connection, [0] + Array(try Data(contentsOf: frames.appendingPathComponent(name))))
+        try write(.connection, [0, 0] + Array(try Data(contentsOf: frames.appendingPathComponent(name))))
+    }
+    // A frame longer than the reader's first 64 KiB, sent as a header and 16 repeats of its body.
+    if let value = try? MessagePackValue.binary([UInt8](repeating: 7, count: 100_000)).bytes() {
+        let body = Array(value.prefix(6250))  // 100,005 bytes in all: 16 x 6,250 covers it
+        try write(.connection, [0, 15] + frame(value).prefix(4) + body)
     }
     return count
 }

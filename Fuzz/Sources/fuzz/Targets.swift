@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import MessagePack
 import Multiprocessing
@@ -51,8 +52,9 @@ struct TypedCase: Sendable {
             let first: [UInt8]
             do {
                 first = try encoder.encode(value)
-            } catch is EncodingError {
-                return  // a decoded value the encoder cannot write (a date beyond a timestamp's range)
+            } catch EncodingError.invalidValue(_, let context)
+                where context.debugDescription.contains("outside the range of a MessagePack timestamp") {
+                return  // a date decoded from a number or timestamp beyond what a Double can say
             } catch {
                 finding("encoding a decoded \(T.self) threw \(type(of: error)): \(error)")
             }
@@ -88,12 +90,14 @@ let dateStrategies: [(MessagePackDecoder.DateDecodingStrategy, MessagePackEncode
     (.timestamp, .timestamp),
 ]
 
-/// Coders per date strategy, made once: a decoder keeps what it learned of types between calls.
-let coders: [(MessagePackDecoder, MessagePackEncoder)] = dateStrategies.map { strategies in
+/// Coders for a date strategy, new for each input, so that a finding does not depend
+/// on what earlier inputs taught a cached decoder (each decode still reuses its
+/// decoder within the input: the round trip decodes twice).
+func coders(_ pick: Int) -> (MessagePackDecoder, MessagePackEncoder) {
     let decoder = MessagePackDecoder()
-    decoder.dateDecodingStrategy = strategies.0
+    decoder.dateDecodingStrategy = dateStrategies[pick].0
     let encoder = MessagePackEncoder()
-    encoder.dateEncodingStrategy = strategies.1
+    encoder.dateEncodingStrategy = dateStrategies[pick].1
     encoder.sortsDictionaryKeys = true  // the round trip compares bytes
     return (decoder, encoder)
 }
@@ -103,7 +107,7 @@ func typed(_ payload: [UInt8]) {
     guard let pick = payload.first else { return }
     let bytes = Array(payload.dropFirst())
     let typedCase = typedCases[Int(pick & 0x0f) % typedCases.count]
-    let (decoder, encoder) = coders[Int(pick >> 4) & 3]
+    let (decoder, encoder) = coders(Int(pick >> 4) & 3)
     do {
         try typedCase.run(bytes, decoder, encoder)
     } catch is DecodingError {
@@ -148,31 +152,57 @@ func checkRoundTrips(_ value: MessagePackValue, from origin: String) {
 
 // MARK: Stream decoder
 
-/// Payload: a byte giving the piece size (1 to 256), then a stream of MessagePack.
-/// Fed in pieces, the decoder must give exactly what it gives fed all at once.
+/// Payload: a byte giving the piece size (1 to 256), a byte choosing the limits, then
+/// a stream of MessagePack. Fed in pieces, the decoder must give exactly what it gives
+/// fed all at once; after an error, the next call must throw again (the stream cannot
+/// go past bytes it refused).
 func stream(_ payload: [UInt8]) {
-    guard let sizeByte = payload.first else { return }
-    let bytes = Array(payload.dropFirst())
-    let pieceSize = Int(sizeByte) + 1
+    guard payload.count >= 2 else { return }
+    let pieceSize = Int(payload[0]) + 1
+    var limits = MessagePackLimits()
+    let limitByte = payload[1]
+    if limitByte & 0x80 != 0 {
+        limits.maxDepth = Int(limitByte & 0x3f) - 2  // -2 ... 61, past the unpacker's 32
+        limits.maxContainerLength = Int(limitByte & 0x07) * 3
+        limits.maxStringLength = Int(limitByte & 0x0f) * 5
+        limits.maxBinaryLength = Int(limitByte & 0x1f) * 2
+        limits.maxInputLength = Int(limitByte & 0x3f) * 40
+    }
+    let bytes = Array(payload.dropFirst(2))
 
     enum Outcome: Equatable {
         case value(MessagePackValue)
+        /// A whole value's bytes that do not parse under the limits: consumed, the stream goes on.
+        case refusedValue
         case error
         case left(Int)
     }
 
     func outcomes(pieces: Int) -> [Outcome] {
-        var decoder = MessagePackStreamDecoder()
+        var decoder = MessagePackStreamDecoder(limits: limits)
         var results: [Outcome] = []
         var offset = 0
         while offset < bytes.count {
             decoder.append(bytes[offset..<min(bytes.count, offset + pieces)])
             offset += pieces
             do {
-                while let value = try decoder.nextValue() { results.append(.value(value)) }
+                while let value = try decoder.nextBytes() {
+                    do {
+                        results.append(.value(try MessagePackValue(bytes: value, limits: limits)))
+                    } catch is DecodingError {
+                        results.append(.refusedValue)
+                    }
+                }
             } catch is DecodingError {
                 results.append(.error)
-                return results
+                do {
+                    let again = try decoder.nextBytes()
+                    finding("after an error the stream decoder gave \(again.map(hex) ?? "nil"), not the error again, for \(hex(bytes))")
+                } catch is DecodingError {
+                    return results
+                } catch {
+                    finding("the stream decoder threw \(type(of: error)): \(error)")
+                }
             } catch {
                 finding("the stream decoder threw \(type(of: error)): \(error)")
             }
@@ -205,12 +235,15 @@ func json(_ payload: [UInt8]) {
 
 // MARK: Connection
 
-/// Payload: a byte choosing the frame limit, then bytes as a peer sends them. The
-/// receiver gets frames, then a `ConnectionError`; never anything else, and never
-/// memory for a length it was only told.
+/// Payload: a byte choosing the frame limit, a byte choosing how many times the rest
+/// is sent (1 to 16, so frames reach past the reader's first 64 KiB), then bytes as a
+/// peer sends them. The receiver gets frames, then end of file or a refused frame;
+/// never another error, and never memory for a length it was only told.
 func connection(_ payload: [UInt8]) {
-    guard let limitByte = payload.first else { return }
-    let bytes = Array(payload.dropFirst())
+    guard payload.count >= 2 else { return }
+    let limitByte = payload[0]
+    let repeats = Int(payload[1] & 0x0f) + 1
+    let bytes = Array(payload.dropFirst(2))
     let pair: (Connection, Connection)
     do {
         pair = try Connection.pipe()
@@ -218,29 +251,48 @@ func connection(_ payload: [UInt8]) {
         finding("Connection.pipe failed: \(error)")
     }
     let (receiver, sender) = pair
-    receiver.maxFrameLength = limitByte & 1 == 0 ? Connection.defaultMaxFrameLength : Int(limitByte) << 4
-    var written = 0
-    bytes.withUnsafeBytes { raw in
-        while written < raw.count {
-            let n = write(sender.fileDescriptor.rawValue, raw.baseAddress! + written, raw.count - written)
-            if n <= 0 { break }
-            written += n
+    receiver.maxFrameLength = limitByte & 1 == 0 ? Connection.defaultMaxFrameLength : Int(limitByte) << 12
+    // The peer writes from a thread of its own: more than a socket's buffer may be sent.
+    let written = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {
+        let fd = sender.fileDescriptor.rawValue
+        bytes.withUnsafeBytes { raw in
+            sending: for _ in 0..<repeats {
+                var done = 0
+                while done < raw.count {
+                    let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                    if n <= 0 { break sending }  // the reader stopped and closed its end
+                    done += n
+                }
+            }
         }
+        sender.close()
+        written.signal()
     }
-    if written != bytes.count { finding("could only write \(written) of \(bytes.count) bytes to a socket pair") }
-    sender.close()
-    for _ in 0..<64 {
+    var frames = 0
+    while frames < 1000 {
         do {
             _ = try receiver.receive(MessagePackValue.self)
-        } catch is ConnectionError {
+            frames += 1
+        } catch let ended as ConnectionError where [.endOfFile, .frameTooLong, .invalidFrame].contains(ended.code) {
+            // The documented ends; the connection stays refused after one.
+            do {
+                _ = try receiver.receiveBytes()
+                finding("a connection read on after \(ended)")
+            } catch {
+                if error.code != ended.code && error.code != .endOfFile {
+                    finding("after \(ended), Connection.receiveBytes threw \(error)")
+                }
+            }
             break
         } catch is DecodingError {
-            continue
+            frames += 1  // a whole frame that is not MessagePack: consumed, the next one follows
         } catch {
             finding("Connection.receive threw \(type(of: error)): \(error)")
         }
     }
     receiver.close()
+    written.wait()
 }
 
 // MARK: Queue

@@ -56,7 +56,7 @@ struct _Scanner {
     ///   byte, or nesting deeper than `limits.maxDepth`. A count that the remaining
     ///   bytes cannot hold is `.incomplete`, which a one-shot decode reports as truncation.
     func scan(_ bytes: UnsafeRawBufferPointer) throws(DecodingError) -> Result {
-        let maxDepth = min(limits.maxDepth, MessagePackLimits.unpackerStackSize)
+        let maxDepth = max(0, min(limits.maxDepth, MessagePackLimits.unpackerStackSize))
         // Items still to come in each open container (a map's pairs count twice): a
         // stack of at most `maxDepth` counts, on the stack (this loop is hot).
         let result: Result
@@ -78,14 +78,22 @@ struct _Scanner {
     /// the same (shorter) bytes stopped, and records where this one stops. A complete
     /// value resets `progress` for the next.
     func scan(_ bytes: UnsafeRawBufferPointer, resuming progress: inout Progress) throws(DecodingError) -> Result {
-        let maxDepth = min(limits.maxDepth, MessagePackLimits.unpackerStackSize)
+        let maxDepth = max(0, min(limits.maxDepth, MessagePackLimits.unpackerStackSize))
         if progress.limits != limits || progress.open.count != maxDepth + 1 {
             progress = Progress(open: [Int](repeating: 0, count: maxDepth + 1), limits: limits)
         }
         var position = progress.position
         var depth = progress.depth
-        let result = try progress.open.withUnsafeMutableBufferPointer { open throws(DecodingError) in
-            try scan(bytes, maxDepth: maxDepth, open: open.baseAddress!, position: &position, depth: &depth)
+        let result: Result
+        do {
+            result = try progress.open.withUnsafeMutableBufferPointer { open throws(DecodingError) in
+                try scan(bytes, maxDepth: maxDepth, open: open.baseAddress!, position: &position, depth: &depth)
+            }
+        } catch {
+            // The counts were changed on the way to the error: a later call starts over
+            // (and meets the same error), never from counts that no position matches.
+            progress = Progress()
+            throw error
         }
         if case .complete = result {
             (progress.position, progress.depth) = (0, 0)

@@ -167,6 +167,15 @@ public final class Connection: Sendable {
         toClose.forEach(_close)
     }
 
+    /// Keeps the descriptor open while it is handed to a child (`close()` meanwhile
+    /// leaves the closing to `endHandOver()`), so the child never receives a number
+    /// that another file took.
+    func beginHandOver() throws(ConnectionError) -> FileDescriptor {
+        try beginUse(wakeable: false).fd
+    }
+
+    func endHandOver() { endUse() }
+
     private func withDescriptors<R>(
         wakeable: Bool, _ body: (Descriptors) throws(ConnectionError) -> R
     ) throws(ConnectionError) -> R {
@@ -209,17 +218,23 @@ public final class Connection: Sendable {
         return try withDescriptors(wakeable: true) { (io) throws(ConnectionError) in
             if let broken = state.withLock({ $0.unreadable }) { throw broken }
             let limit = maxLength ?? maxFrameLength
-            var length = try _Frame.length(fromShortHeader: readExactly(4, what: "a frame header", atBoundary: true, io))
-            if length == nil {
-                length = try _Frame.length(fromLongHeader: readExactly(8, what: "a frame's 8-byte length", atBoundary: false, io))
-            }
-            let size = length!
-            guard size <= limit else {
-                let error = ConnectionError(.frameTooLong, "a frame of \(size) bytes is over the limit of \(limit) bytes")
-                state.withLock { $0.unreadable = error }  // its payload is still in the pipe
+            let header = try readExactly(4, what: "a frame header", atBoundary: true, io)
+            // From here a failure leaves the rest of this frame in the pipe, and the next
+            // read would take payload bytes for a header: the connection stays unreadable.
+            do throws(ConnectionError) {
+                var length = try _Frame.length(fromShortHeader: header)
+                if length == nil {
+                    length = try _Frame.length(fromLongHeader: readExactly(8, what: "a frame's 8-byte length", atBoundary: false, io))
+                }
+                let size = length!
+                guard size <= limit else {
+                    throw ConnectionError(.frameTooLong, "a frame of \(size) bytes is over the limit of \(limit) bytes")
+                }
+                return try readPayload(size, io)
+            } catch {
+                if error.code != .closed { state.withLock { $0.unreadable = $0.unreadable ?? error } }
                 throw error
             }
-            return try readPayload(size, io)
         }
     }
 

@@ -22,6 +22,7 @@ extension ChildProcess {
         executable path: String, entry name: String, argument: Argument
     ) throws -> ChildProcess {
         let handles = _HandleTable()
+        defer { handles.endHandOver() }
         let encoder = MessagePackEncoder()
         encoder.userInfo[_HandleTable.key] = handles
         let bytes = try encoder.encode(argument)
@@ -40,10 +41,18 @@ extension ChildProcess {
     public static func start(
         executable path: String, arguments: [String] = [], handing connections: [Connection]
     ) throws -> ChildProcess {
-        if let closed = connections.first(where: \.isClosed) {
-            throw ConnectionError(.closed, "connection \(closed.fileDescriptor.rawValue) is closed and cannot be handed to a child")
+        // Each descriptor stays open until the spawn is done, even if closed meanwhile.
+        var held: [Connection] = []
+        defer { held.forEach { $0.endHandOver() } }
+        var handing: [(FileDescriptor, CInt)] = []
+        for (offset, connection) in connections.enumerated() {
+            do {
+                handing.append((try connection.beginHandOver(), CInt(3 + offset)))
+            } catch {
+                throw ConnectionError(.closed, "connection \(connection.fileDescriptor.rawValue) is closed and cannot be handed to a child")
+            }
+            held.append(connection)
         }
-        let handing = connections.enumerated().map { ($0.element.fileDescriptor, CInt(3 + $0.offset)) }
         return ChildProcess(pid: try _spawn(path: path, arguments: arguments, handing: handing))
     }
 }

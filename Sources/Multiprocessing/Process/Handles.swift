@@ -16,6 +16,8 @@ public final class _HandleTable: Sendable {
     private struct State {
         var descriptors: [FileDescriptor]
         var taken: Set<Int> = []
+        /// The parent's connections being handed over, kept open until the spawn is done.
+        var held: [Connection] = []
     }
 
     private let state: Mutex<State>
@@ -43,6 +45,21 @@ public final class _HandleTable: Sendable {
             if let index = state.descriptors.firstIndex(of: fd) { return index }
             state.descriptors.append(fd)
             return state.descriptors.count - 1
+        }
+    }
+
+    /// Adds a connection's descriptor, keeping it open until `endHandOver()`: a
+    /// `close()` meanwhile cannot free the number for another file before the spawn.
+    func add(_ connection: Connection) throws(ConnectionError) -> Int {
+        let fd = try connection.beginHandOver()
+        state.withLock { $0.held.append(connection) }
+        return add(fd)
+    }
+
+    /// Ends the hand-over of every connection added (after the spawn, or its failure).
+    func endHandOver() {
+        for connection in state.withLock({ state in defer { state.held = [] }; return state.held }) {
+            connection.endHandOver()
         }
     }
 
@@ -90,9 +107,15 @@ extension Connection: Codable {
 
     public func encode(to encoder: any Encoder) throws {
         let table = try _HandleTable.forEncoding(encoder, "Connection")
-        // A closed connection's number may already name another file: never hand that over.
-        guard !isClosed else { throw ConnectionError(.closed, "a closed connection cannot be handed to a child") }
-        try Handle(index: table.add(fileDescriptor), readable: isReadable, writable: isWritable).encode(to: encoder)
+        // A closed connection's number may already name another file: never hand that over
+        // (the table keeps it open from here until the spawn is done).
+        let index: Int
+        do {
+            index = try table.add(self)
+        } catch {
+            throw ConnectionError(.closed, "a closed connection cannot be handed to a child")
+        }
+        try Handle(index: index, readable: isReadable, writable: isWritable).encode(to: encoder)
     }
 
     public convenience init(from decoder: any Decoder) throws {
