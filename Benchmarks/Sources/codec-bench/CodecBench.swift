@@ -36,7 +36,7 @@ struct CodecBench {
                   mpDecoder: mpDecoder, jsonDecoder: jsonDecoder)
         try checkItem(item, mpItem: mpItem, mpDecoder: mpDecoder)
 
-        // `codec-bench profile encode|decode|encode-item|decode-item|floor-encode|floor-decode|floor-encode-item|floor-decode-item [calls]`: only that
+        // `codec-bench profile encode|decode|encode-item|decode-item|floor-encode|floor-decode|floor-encode-item|floor-decode-item|null-encode-item|null-decode-item [calls]`: only that
         // operation on one value, in a loop, for a profiler (perf, valgrind --tool=callgrind).
         let arguments = CommandLine.arguments.dropFirst()
         if arguments.first == "profile" {
@@ -53,8 +53,10 @@ struct CodecBench {
             case "floor-decode": body = { try Floor.decode(mpOne).checksum }
             case "floor-encode-item": body = { try Floor.encode(item).count }
             case "floor-decode-item": body = { try Floor.decodeItem(mpItem).id }
+            case "null-encode-item": body = { try item.encode(to: NullEncoder()); return 1 }
+            case "null-decode-item": body = { try Item(from: NullDecoder()).id &+ 1 }
             default:
-                FileHandle.standardError.write(Data("usage: codec-bench [profile encode|decode|encode-item|decode-item|floor-encode|floor-decode|floor-encode-item|floor-decode-item [calls]]\n".utf8))
+                FileHandle.standardError.write(Data("usage: codec-bench [profile encode|decode|encode-item|decode-item|floor-encode|floor-decode|floor-encode-item|floor-decode-item|null-encode-item|null-decode-item [calls]]\n".utf8))
                 exit(2)
             }
             var harness = Harness()
@@ -119,6 +121,20 @@ struct CodecBench {
         for r in results {
             print("| \(r.name) | \(ns(r.mp)) | \(ns(r.json)) | \(ns(r.floor)) | \(versusJSON(r.mp / r.json)) | \(versusFloor(r.mp / r.floor)) |")
         }
+        print("")
+
+        // What Codable costs by itself on the small item: the same synthesized
+        // encode(to:) and init(from:) driven by coders that do nothing.
+        var nullOps = [
+            Operation("null encode") { try item.encode(to: NullEncoder()); return 1 },
+            Operation("null decode") { try Item(from: NullDecoder()).id &+ 1 },
+        ]
+        try harness.measure(&nullOps)
+        let itemRows = results.filter { $0.name.contains("Item") }
+        print(String(format: "Codable's own calls on Item, with coders that do nothing: encode %@ ns, decode %@ ns "
+            + "(%.0f%% and %.0f%% of the floor's whole encode and decode).",
+            ns(nullOps[0].median) as NSString, ns(nullOps[1].median) as NSString,
+            100 * nullOps[0].median / itemRows[0].floor, 100 * nullOps[1].median / itemRows[1].floor))
         print("")
 
         // Targets: encode at most 1/8 of JSONEncoder's time, decode at most 1/5 of
