@@ -116,4 +116,32 @@ struct FuzzFindingTests {
         #expect(throws: DecodingError.self) { try stream.nextBytes() }
         #expect(try MessagePackValue(bytes: [0x01], limits: limits) == 1)
     }
+
+    @Test("a stream refuses a value over maxInputLength whether its bytes come at once or in pieces")
+    func streamInputLimitAtOnce() throws {
+        // Found by the fuzzer: in pieces the value was refused, all at once it was returned.
+        var limits = MessagePackLimits()
+        limits.maxInputLength = 8
+        let value = try MessagePackValue.string("twelve bytes").bytes()  // 13 bytes
+        for piece in [1, 4, value.count] {
+            var stream = MessagePackStreamDecoder(limits: limits)
+            var refused = false
+            for start in stride(from: 0, to: value.count, by: piece) {
+                stream.append(value[start..<min(start + piece, value.count)])
+                do {
+                    #expect(try stream.nextBytes() == nil)
+                } catch is DecodingError {
+                    refused = true
+                    break
+                }
+            }
+            #expect(refused, "pieces of \(piece)")
+            #expect(throws: DecodingError.self) { try stream.nextBytes() }  // and stays refused
+        }
+        // Within the limit, values still come through.
+        var stream = MessagePackStreamDecoder(limits: limits)
+        stream.append([0x01, 0xa3, 0x61, 0x62, 0x63])
+        #expect(try stream.nextValue() == 1)
+        #expect(try stream.nextValue() == "abc")
+    }
 }

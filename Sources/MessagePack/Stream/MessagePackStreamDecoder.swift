@@ -50,6 +50,8 @@ public struct MessagePackStreamDecoder: Sendable {
         let result = try buffer.withUnsafeBytes { raw throws(DecodingError) in
             try scanner.scan(UnsafeRawBufferPointer(rebasing: raw[start...]), resuming: &progress)
         }
+        // One limit for a value, however its bytes arrived: in pieces (refused once the
+        // bytes buffered pass it) or at once (refused when it is found complete).
         switch result {
         case .incomplete:
             guard bufferedByteCount <= limits.maxInputLength else {
@@ -57,6 +59,9 @@ public struct MessagePackStreamDecoder: Sendable {
             }
             return nil
         case .complete(let length):
+            guard length <= limits.maxInputLength else {
+                throw scanner.corrupted("a value longer than the limit of \(limits.maxInputLength) bytes")
+            }
             defer { start += length }
             return Array(buffer[start..<start + length])
         }
