@@ -18,7 +18,8 @@ enum Route: UInt8, CaseIterable {
 
 /// Fails the run: libFuzzer keeps the input that got here.
 func finding(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("FUZZ FINDING: \(message)\n".utf8))
+    let shown = message.count > 2000 ? message.prefix(2000) + "… (\(message.count) characters)" : message[...]
+    FileHandle.standardError.write(Data("FUZZ FINDING: \(shown)\n".utf8))
     abort()
 }
 
