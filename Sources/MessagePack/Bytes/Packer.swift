@@ -69,16 +69,16 @@ struct _Packer {
         if result != 0 { failure.pointee = true }
     }
 
-    func packNil() { check(msgpack_pack_nil(packer)) }
-    func packBool(_ value: Bool) { check(value ? msgpack_pack_true(packer) : msgpack_pack_false(packer)) }
+    func packNil() { check(swiftmp_pack_nil(packer)) }
+    func packBool(_ value: Bool) { check(value ? swiftmp_pack_true(packer) : swiftmp_pack_false(packer)) }
     /// The smallest format that holds the value: positive fixint or uint8…64 for
     /// non-negative values, negative fixint or int8…64 for negative ones.
-    func packInt(_ value: Int64) { check(msgpack_pack_int64(packer, value)) }
-    func packUInt(_ value: UInt64) { check(msgpack_pack_uint64(packer, value)) }
-    func packFloat(_ value: Float) { check(msgpack_pack_float(packer, value)) }
-    func packDouble(_ value: Double) { check(msgpack_pack_double(packer, value)) }
-    func packArrayHeader(_ count: Int) { check(msgpack_pack_array(packer, count)) }
-    func packMapHeader(_ count: Int) { check(msgpack_pack_map(packer, count)) }
+    func packInt(_ value: Int64) { check(swiftmp_pack_int64(packer, value)) }
+    func packUInt(_ value: UInt64) { check(swiftmp_pack_uint64(packer, value)) }
+    func packFloat(_ value: Float) { check(swiftmp_pack_float(packer, value)) }
+    func packDouble(_ value: Double) { check(swiftmp_pack_double(packer, value)) }
+    func packArrayHeader(_ count: Int) { check(swiftmp_pack_array(packer, count)) }
+    func packMapHeader(_ count: Int) { check(swiftmp_pack_map(packer, count)) }
 
     func packString(_ value: String) {
         // Borrowed in place (no copy of the string, no retain) when its UTF-8 is contiguous.
@@ -89,11 +89,11 @@ struct _Packer {
     }
 
     func packStringBody(_ utf8: UnsafeBufferPointer<UInt8>) {
-        check(msgpack_pack_str_with_body(packer, utf8.baseAddress, utf8.count))
+        check(swiftmp_pack_str_with_body(packer, utf8.baseAddress, utf8.count))
     }
 
     func packBinary(_ bytes: UnsafeRawBufferPointer) {
-        check(msgpack_pack_bin_with_body(packer, bytes.baseAddress, bytes.count))
+        check(swiftmp_pack_bin_with_body(packer, bytes.baseAddress, bytes.count))
     }
 
     func packExtension(type: Int8, data: UnsafeRawBufferPointer) {
