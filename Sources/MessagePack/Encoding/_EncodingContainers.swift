@@ -11,7 +11,7 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     private var asArray: Bool { encoder.structsAsArrays }
 
     /// Writes the key (in map form) and counts the pair; returns the buffer for the value.
-    @inline(__always) private func begin(_ key: Key) throws(EncodingError) -> _Packer {
+    @inline(__always) private func begin(_ key: Key) throws -> _Packer {
         try encoder.check(index, serial)
         if !asArray { encoder.encodeKey(key, into: out) }
         encoder.entries[index].count += 1
@@ -96,7 +96,7 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
 
     /// Writes the key now and opens an entry that is spliced in right after it.
     private mutating func nestedEntry(_ key: some CodingKey, kind: _MessagePackEncoder.Kind) -> Int {
-        do { try encoder.check(index, serial) } catch { encoder.deferredError = encoder.deferredError ?? error }
+        _ = encoder.checkLater(index, serial)
         let out = encoder.buffer(index)
         if !asArray { encoder.encodeKey(key, into: out) }
         encoder.entries[index].count += 1
@@ -114,7 +114,7 @@ struct _UnkeyedContainer: UnkeyedEncodingContainer {
     var codingPath: [any CodingKey] { encoder.entries[index].path.path }
     var count: Int { encoder.entries[index].count }
 
-    @inline(__always) private func begin() throws(EncodingError) -> _Packer {
+    @inline(__always) private func begin() throws -> _Packer {
         try encoder.check(index, serial)
         encoder.entries[index].count += 1
         return encoder.buffer(index)
@@ -163,7 +163,7 @@ struct _UnkeyedContainer: UnkeyedEncodingContainer {
     }
 
     private mutating func nestedEntry(kind: _MessagePackEncoder.Kind) -> Int {
-        do { try encoder.check(index, serial) } catch { encoder.deferredError = encoder.deferredError ?? error }
+        _ = encoder.checkLater(index, serial)
         let path = elementPath(count)
         encoder.entries[index].count += 1
         return encoder.push(parent: index, offset: encoder.buffer(index).count, kind: kind, path: path)
@@ -178,7 +178,7 @@ struct _SingleValueContainer: SingleValueEncodingContainer {
 
     var codingPath: [any CodingKey] { encoder.entries[index].path.path }
 
-    private func checkEmpty() throws(EncodingError) {
+    private func checkEmpty() throws {
         try encoder.check(index, serial)
         guard encoder.entries[index].count == 0 else {
             throw EncodingError.invalidValue((), .init(
@@ -186,7 +186,7 @@ struct _SingleValueContainer: SingleValueEncodingContainer {
         }
     }
 
-    @inline(__always) private func begin() throws(EncodingError) -> _Packer {
+    @inline(__always) private func begin() throws -> _Packer {
         try checkEmpty()
         encoder.entries[index].count = 1
         return encoder.buffer(index)
@@ -231,10 +231,7 @@ final class _SuperEncoder: Encoder {
     var userInfo: [CodingUserInfoKey: Any] { encoder.userInfo }
 
     private func live() -> Bool {
-        do { try encoder.check(index, serial); return true } catch {
-            encoder.deferredError = encoder.deferredError ?? error
-            return false
-        }
+        encoder.checkLater(index, serial)
     }
 
     // A stale super encoder hands out containers whose every write throws.

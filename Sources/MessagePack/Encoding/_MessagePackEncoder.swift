@@ -56,7 +56,7 @@ final class _MessagePackEncoder: Encoder {
     @exclusivity(unchecked) private(set) var structsAsArrays = false
     @exclusivity(unchecked) private(set) var integerKeys = false
     @exclusivity(unchecked) private(set) var dateStrategy = MessagePackEncoder.DateEncodingStrategy.timestamp
-    @exclusivity(unchecked) var entries: [Entry] = []
+    @exclusivity(unchecked) var entries = _EntryStack<Entry>()
     @exclusivity(unchecked) private var buffers: [_Packer] = []
     /// Buffers in use: the root's, and one per live entry with a buffer of its own.
     @exclusivity(unchecked) private var ownBuffers = 0
@@ -80,6 +80,7 @@ final class _MessagePackEncoder: Encoder {
         // one also hold the encoder, so none is used after this.
         for buffer in buffers { buffer.destroy() }
         scratch.destroy()
+        entries.destroy()
     }
 
     init(options: MessagePackEncoder.Options) {
@@ -174,16 +175,32 @@ final class _MessagePackEncoder: Encoder {
     @inline(__always) func buffer(_ index: Int) -> _Packer { buffers[entries[index].buffer] }
 
     /// Checks that a container still refers to a live entry and that nothing is pending.
-    @inline(__always) func check(_ index: Int, _ serial: Int) throws(EncodingError) {
-        guard index < entries.count, entries[index].serial == serial, !hasDeferredError else {
-            throw deferredError ?? EncodingError.invalidValue((), .init(
-                codingPath: [], debugDescription: "A container was used after the value it belongs to was finished."))
-        }
+    /// Untyped `throws`, and the error made out of line: a typed throw of
+    /// `EncodingError` (whose size the compiler does not know) costs every field two
+    /// metadata lookups and a stack allocation, even when nothing is thrown.
+    @inline(__always) func check(_ index: Int, _ serial: Int) throws {
+        guard isLive(index, serial) else { throw checkFailure() }
+    }
+
+    @inline(__always) private func isLive(_ index: Int, _ serial: Int) -> Bool {
+        index < entries.count && entries[index].serial == serial && !hasDeferredError
+    }
+
+    /// `check` where Codable gives no way to throw: the failure is kept for the next write.
+    func checkLater(_ index: Int, _ serial: Int) -> Bool {
+        if isLive(index, serial) { return true }
+        deferredError = checkFailure()
+        return false
+    }
+
+    @inline(never) private func checkFailure() -> EncodingError {
+        deferredError ?? EncodingError.invalidValue((), .init(
+            codingPath: [], debugDescription: "A container was used after the value it belongs to was finished."))
     }
 
     /// Finishes entries down to and including `index`: each gets its header, and an
     /// entry with a buffer of its own is spliced into its parent's.
-    func finish(downTo index: Int) throws(EncodingError) {
+    func finish(downTo index: Int) throws {
         while entries.count > index {
             let entry = entries.removeLast()
             let out = buffers[entry.buffer]
@@ -230,7 +247,7 @@ final class _MessagePackEncoder: Encoder {
 
     /// Encodes one value and hands `body` the buffer holding its bytes.
     func encodeTopLevel<T: Encodable, R>(_ value: T, _ body: (_Packer) throws -> R) throws -> R {
-        while entries.popLast() != nil {}  // keeps the capacity, in specialized code
+        entries.removeAll()
 
         ownBuffers = 0
         if hasDeferredError { deferredError = nil }
