@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/eventfd.h>
+#include <sys/epoll.h>
 
 int swiftmp_pipe2(int fds[2], int nonblocking) {
     return pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0));
@@ -93,4 +94,33 @@ int swiftmp_futex_wait(uint32_t *word, uint32_t expected, const struct timespec 
 
 void swiftmp_futex_wake_all(uint32_t *word) {
     syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+const uint32_t SWIFTMP_EPOLLIN = EPOLLIN, SWIFTMP_EPOLLOUT = EPOLLOUT, SWIFTMP_EPOLLERR = EPOLLERR,
+    SWIFTMP_EPOLLHUP = EPOLLHUP, SWIFTMP_EPOLLET = EPOLLET;
+
+int swiftmp_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+
+int swiftmp_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    static const int ops[3] = {EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL};
+    if (op < 0 || op > 2) { errno = EINVAL; return -1; }
+    struct epoll_event event = {.events = events, .data.u64 = data};
+    return epoll_ctl(epfd, ops[op], fd, &event);
+}
+
+int swiftmp_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int max, int timeout_ms) {
+    struct epoll_event ready[64];
+    if (max > 64) { max = 64; }
+    int n = epoll_wait(epfd, ready, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        events[i] = ready[i].events;
+        data[i] = ready[i].data.u64;
+    }
+    return n;
+}
+
+int swiftmp_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
 }

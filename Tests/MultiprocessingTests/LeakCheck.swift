@@ -1,4 +1,5 @@
 import Foundation
+@testable import Multiprocessing
 import MultiprocessingTestSupport
 import Testing
 
@@ -17,6 +18,7 @@ struct LeakCheck: SuiteTrait, TestTrait, TestScoping {
     func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         guard Self.enabled, !test.isSuite else { return try await function() }
         ProcessSnapshot.dispatchWarmedUp
+        try _startAsyncWaiting()  // its epoll descriptor lives as long as the process
         let before = ProcessSnapshot()
         try await function()
         // A queue's writer thread may hold the queue (and its descriptors) a moment

@@ -30,12 +30,26 @@ int swiftmp_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
 int swiftmp_eventfd(void);
 
+// MARK: Readiness, for the async forms (see _Reactor.swift)
+
+/// Interest and readiness bits of epoll (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLET).
+extern const uint32_t SWIFTMP_EPOLLIN, SWIFTMP_EPOLLOUT, SWIFTMP_EPOLLERR, SWIFTMP_EPOLLHUP, SWIFTMP_EPOLLET;
+/// epoll_create1(EPOLL_CLOEXEC).
+int swiftmp_epoll_create(void);
+/// epoll_ctl(epfd, EPOLL_CTL_ADD / MOD / DEL for op 0 / 1 / 2, fd, {events, data.u64 = data}).
+int swiftmp_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+/// epoll_wait(epfd, …, max, timeout_ms), each ready entry's events and data.u64 into
+/// the two arrays (of at least `max` elements). The number of entries, or -1.
+int swiftmp_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int max, int timeout_ms);
+/// pidfd_open(pid, 0): a descriptor readable once the process has ended (Linux 5.3).
+int swiftmp_pidfd_open(pid_t pid);
+
 // MARK: A queue's shared segment (see _Ring.swift, which owns the protocol)
 
 /// Processes that put on a queue, with their slot counts (see `swiftmp_writer`).
 #define SWIFTMP_WRITER_SLOTS 128
 #define SWIFTMP_RING_MAGIC 0x474e4952u  /* "RING" */
-#define SWIFTMP_RING_VERSION 3
+#define SWIFTMP_RING_VERSION 4
 
 /// A process that puts on the queue. `reserved` and `published` only grow while it
 /// lives; `reserved - published` are its items that hold a slot but are not in the
@@ -92,6 +106,7 @@ typedef struct swiftmp_ring_control {
     uint32_t data_waiters;       // readers asleep on write_index's low word
     uint32_t space_waiters;      // writers asleep on read_index's low word
     uint32_t pollers;            // processes waiting on the readiness eventfd
+    uint32_t slot_pollers;       // async putters and joiners waiting on it for a slot or for tasks done
     uint32_t slot_event;         // futex: changes when a slot may have been freed
     uint32_t slot_waiters;
     uint32_t done_event;         // futex: changes when every task may be done

@@ -280,3 +280,37 @@ func _drainEventDescriptor(_ fd: FileDescriptor) {
     var value: UInt64 = 0
     _ = try? _retrying { read(fd.rawValue, &value, 8) }  // EAGAIN: it was 0
 }
+
+// MARK: Readiness (the async forms' one waiting thread, _Reactor)
+
+/// An epoll instance, close-on-exec. The corresponding C function is `epoll_create1`.
+func _epollCreate() throws(Errno) -> FileDescriptor {
+    FileDescriptor(rawValue: try _retrying { swiftmp_epoll_create() })
+}
+
+/// Adds, changes or removes `fd` in an epoll instance. The corresponding C function is `epoll_ctl`.
+func _epollControl(_ epoll: FileDescriptor, _ operation: _EpollOperation, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {
+    _ = try _retrying { swiftmp_epoll_ctl(epoll.rawValue, operation.rawValue, fd.rawValue, events, data) }
+}
+
+enum _EpollOperation: CInt { case add = 0, modify = 1, remove = 2 }
+
+/// Waits up to `milliseconds` (-1: as long as it takes) for entries of an epoll
+/// instance to be ready: their events and data. EINTR is an empty answer. The
+/// corresponding C function is `epoll_wait`.
+func _epollWait(_ epoll: FileDescriptor, milliseconds: CInt) throws(Errno) -> [(events: UInt32, data: UInt64)] {
+    var events = [UInt32](repeating: 0, count: 64)
+    var data = [UInt64](repeating: 0, count: 64)
+    let count = swiftmp_epoll_wait(epoll.rawValue, &events, &data, 64, milliseconds)
+    if count < 0 {
+        let error = Errno(rawValue: errno)
+        if error == .interrupted { return [] }
+        throw error
+    }
+    return (0..<Int(count)).map { (events[$0], data[$0]) }
+}
+
+/// A descriptor readable once process `pid` has ended. The corresponding C function is `pidfd_open`.
+func _pidDescriptor(_ pid: pid_t) throws(Errno) -> FileDescriptor {
+    FileDescriptor(rawValue: try _retrying { swiftmp_pidfd_open(pid) })
+}

@@ -10,7 +10,11 @@ extension Queue {
     ///   `JoinableQueue`, mark it done).
     public func get(timeout: Duration? = nil) throws -> Element {
         guard !isClosed else { throw QueueError.closed }
-        let payload = try ring.take(until: .after(timeout), limit: maxFrameLength)
+        return try decode(ring.take(until: .after(timeout), limit: maxFrameLength))
+    }
+
+    /// The item in a payload taken from the ring.
+    func decode(_ payload: consuming _Payload) throws -> Element {
         guard payload.count >= 1 << 16 else { return try decoder.decode(Element.self, from: payload.bytes) }
         // A large Data in the item refers to these bytes instead of copying them.
         let shared = _SharedPayload(payload)

@@ -27,7 +27,7 @@ extension Queue {
     }
 
     /// This process's entry in the ring's table of putting processes, claimed once.
-    private func writerEntry() throws(QueueError) -> Int32? {
+    func writerEntry() throws(QueueError) -> Int32? {
         try local.withLock { (state) throws(QueueError) -> Int32? in
             if !state.entryClaimed {
                 state.entry = try ring.claimEntry()
@@ -39,7 +39,7 @@ extension Queue {
 
     /// The item's bytes, with its slot taken: into the ring now if this process has
     /// nothing waiting and the ring has room; else behind the others, for the writer thread.
-    private func enqueue(_ bytes: UnsafeRawBufferPointer, for entry: Int32?) {
+    func enqueue(_ bytes: UnsafeRawBufferPointer, for entry: Int32?) {
         drained.enter()
         let written = local.withLock { state -> Bool in
             if state.isIdle, (try? ring.publish(bytes, for: entry, waiting: false)) == true { return true }

@@ -83,7 +83,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     /// (rounded up to a power of two, between 64 KiB and 16 GiB).
     /// - Throws: `QueueError` (`.system`) if the shared memory cannot be made.
     public init(maxsize: Int = 0, bufferSize: Int = Queue.defaultBufferSize) throws(QueueError) {
-        self.maxsize = max(0, maxsize)
+        self.maxsize = Swift.max(0, maxsize)
         ring = try _Ring(capacity: bufferSize, maxsize: self.maxsize)
         _ = _flushAtExit
         _QueueRegistry.add(self)
@@ -117,10 +117,12 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
 
     // MARK: Closing and flushing
 
-    /// Closes the queue in this process: `put` and `get` here then throw `.closed`.
+    /// Closes the queue in this process: `put` and `get` here then throw `.closed`
+    /// (async ones waiting now too), and `for try await` loops over it end.
     /// Items already put are still written (Python's `close()`); other processes go on.
     public func close() {
         closed.store(true, ordering: .relaxed)
+        _Reactor.wakeAllIfStarted(ring.readiness)  // async waiters here see it and end
     }
 
     var isClosed: Bool { closed.load(ordering: .relaxed) }

@@ -20,6 +20,21 @@ public final class SimpleQueue<Element: Codable & Sendable>: Codable, Sendable {
         try queue.get()
     }
 
+    /// Puts an item and suspends until it is in the ring. Once this returns or
+    /// throws anything but `CancellationError` before the item was accepted, it is
+    /// put; a cancellation while it waits for room in the ring ends the wait early,
+    /// and the item is still written.
+    public func put(_ item: Element) async throws {
+        try await queue.put(item)
+        await queue.flushed()
+    }
+
+    /// Takes an item, suspending until one comes (no thread waits).
+    /// - Throws: `CancellationError` when the task is cancelled first (nothing was taken).
+    public func get() async throws -> Element {
+        try await queue.get()
+    }
+
     /// Whether no item is waiting.
     public var isEmpty: Bool { queue.isEmpty }
 

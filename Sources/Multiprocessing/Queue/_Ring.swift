@@ -171,6 +171,7 @@ final class _Ring: @unchecked Sendable {
     private var taken: _SharedAtomic<Int64> { _SharedAtomic(at: field(\.taken)) }
     private var lost: _SharedAtomic<Int64> { _SharedAtomic(at: field(\.lost)) }
     private var pollers: _SharedAtomic<UInt32> { _SharedAtomic(at: field(\.pollers)) }
+    private var slotPollers: _SharedAtomic<UInt32> { _SharedAtomic(at: field(\.slot_pollers)) }
 
     /// A record was published: `write_index` changed.
     private var dataArrived: _SharedEvent { _SharedEvent(word: writeIndex.lowWord, waiters: _SharedAtomic(at: field(\.data_waiters))) }
@@ -288,6 +289,7 @@ final class _Ring: @unchecked Sendable {
     private func itemsLeft() {
         slotFreed.signal(changingWord: true)
         if unfinished == 0 { allDone.signal(changingWord: true) }
+        signalSlotPollers()
     }
 
     // MARK: The writers table
@@ -589,6 +591,8 @@ final class _Ring: @unchecked Sendable {
         // write index): its rest can never come. Only bytes this library did not
         // write (a record claiming to begin an item) lead here; waiting would be for ever.
         var cannotEnd: Bool { inItem && writeIndex.load() & 1 == 0 && end == position }
+        // A try (a deadline already passed, as the async forms' attempts give): no spin, no system call.
+        if !inItem, let deadline, deadline.hasPassed { throw .empty }
         let arrived = try waiting { () throws(Errno) in
             try dataArrived.wait(
                 until: deadline, spins: Self.spins, slice: inItem ? .milliseconds(100) : .seconds(1),
@@ -614,6 +618,7 @@ final class _Ring: @unchecked Sendable {
         spaceFreed.signal(changingWord: false)
         if added > 0 && maxsize > 0 { slotFreed.signal(changingWord: true) }
         if addedLost > 0 && unfinished == 0 { allDone.signal(changingWord: true) }
+        if (added > 0 && maxsize > 0) || addedLost > 0 { signalSlotPollers() }
     }
 
     /// Finishes what a reader killed holding the read lock committed (the lock held).
@@ -650,7 +655,10 @@ final class _Ring: @unchecked Sendable {
             let now = done.load()
             if reserved.load() &- lost.load() &- now <= 0 { return false }
             if done.compareExchange(expected: now, desired: now &+ 1) {
-                if unfinished == 0 { allDone.signal(changingWord: true) }
+                if unfinished == 0 {
+                    allDone.signal(changingWord: true)
+                    signalSlotPollers()
+                }
                 return true
             }
         }
@@ -662,6 +670,26 @@ final class _Ring: @unchecked Sendable {
     }
 
     // MARK: Readiness
+
+    /// Whether anything may have changed for a waiter on the readiness eventfd:
+    /// writers signal it while `pollers` (waiting for items) is raised, readers and
+    /// `taskDone` while `slotPollers` (async putters and joiners) is.
+    private func signalSlotPollers() {
+        if slotPollers.load() > 0 { _signalEventDescriptor(readiness) }
+    }
+
+    /// Raises the count of those waiting on the readiness eventfd for items
+    /// (`forSlots` false) or for slots and tasks done (true), until `endPolling`.
+    func beginPolling(forSlots: Bool) {
+        (forSlots ? slotPollers : pollers).add(1)
+    }
+
+    func endPolling(forSlots: Bool) {
+        (forSlots ? slotPollers : pollers).add(UInt32.max)  // -1
+    }
+
+    /// Whether a record waits in the ring (another reader may take it first).
+    var mayHaveData: Bool { hasData }
 
     /// Waits until a record may be in the ring, or `deadline`, without a lock: the
     /// readiness eventfd is signalled while anyone waits this way. (For `poll`,
