@@ -42,9 +42,15 @@ final class _Reactor: Sendable {
         /// Each watched descriptor's events and waiters (one epoll entry per descriptor).
         var sources: [CInt: (events: UInt32, waiters: Set<UInt64>)] = [:]
         var nextTick = _Deadline(after: .seconds(1))
+        /// When the thread's current `epoll_wait` ends: a waiter with an earlier
+        /// deadline wakes it through `interrupt` to wait less.
+        var waitingUntil: _Deadline?
     }
 
     private let epoll: FileDescriptor
+    /// An eventfd in the epoll set: written to cut the thread's wait short.
+    private let interrupt: FileDescriptor
+    private static let interruptData = UInt64.max
     private let state = Mutex(State())
 
     /// The process's reactor, made (with its thread) on first use.
@@ -54,7 +60,10 @@ final class _Reactor: Sendable {
 
     private static let made: Result<_Reactor, Errno> = {
         do throws(Errno) {
-            let reactor = _Reactor(epoll: try _epollCreate())
+            let epoll = try _epollCreate()
+            let interrupt = try _eventDescriptor()
+            try _epollControl(epoll, .add, interrupt, events: SWIFTMP_EPOLLIN, data: interruptData)
+            let reactor = _Reactor(epoll: epoll, interrupt: interrupt)
             try reactor.startThread()
             started.store(true, ordering: .releasing)
             return .success(reactor)
@@ -71,8 +80,9 @@ final class _Reactor: Sendable {
         reactor.wakeAll(fd)
     }
 
-    private init(epoll: FileDescriptor) {
+    private init(epoll: FileDescriptor, interrupt: FileDescriptor) {
         self.epoll = epoll
+        self.interrupt = interrupt
     }
 
     // MARK: Waiting (called by async operations)
@@ -123,6 +133,10 @@ final class _Reactor: Sendable {
             let id = state.nextID
             state.waiters[id] = Waiter(fd: fd, deadline: deadline)
             state.sources[fd]!.waiters.insert(id)
+            if let deadline, let waitingUntil = state.waitingUntil, deadline < waitingUntil {
+                state.waitingUntil = deadline
+                _signalEventDescriptor(interrupt)
+            }
             return id
         }
     }
@@ -203,13 +217,19 @@ final class _Reactor: Sendable {
                 for waiter in state.waiters.values {
                     if let deadline = waiter.deadline, deadline < earliest { earliest = deadline }
                 }
+                state.waitingUntil = earliest
                 return earliest.millisecondsLeft
             }
             // An error here (only EBADF or EINVAL, which cannot happen) is a short pause and a tick.
             let ready = (try? _epollWait(epoll, milliseconds: timeout)) ?? []
             var resumed: [(CheckedContinuation<Wake, any Error>, Wake)] = []
             state.withLock { state in
+                state.waitingUntil = nil
                 for (_, data) in ready {
+                    if data == Self.interruptData {
+                        _drainEventDescriptor(interrupt)
+                        continue
+                    }
                     let fd = CInt(bitPattern: UInt32(truncatingIfNeeded: data))
                     for id in state.sources[fd]?.waiters ?? [] {
                         if let continuation = Self.signal(id, .event, &state) { resumed.append((continuation, .event)) }
