@@ -14,6 +14,8 @@
 // (CLOCK_MONOTONIC, system-wide). Encoding and decoding are included.
 // Latency, as py_latency.py's: a child echoes Items from one queue to another;
 // 1,000 round trips of warm-up, then 20,000 timed one by one; p50 and p99 in µs.
+// The async forms are timed beside the blocking ones: small items 1 -> 1 and the
+// round trip again, with `await put`, `await get` and `for try await` on both sides.
 import Foundation
 import MessagePack
 import Multiprocessing
@@ -41,22 +43,43 @@ struct Queues: Codable, Sendable {
     var blobs: Queue<Data>?
 }
 
+/// `async`: the child uses the async forms (`await put`, `for try await`) instead of the blocking ones.
 struct Producing: Codable, Sendable {
     var queues: Queues
     var control: Connection
     var first: Int
     var count: Int
+    var async = false
 }
 
 struct Consuming: Codable, Sendable {
     var queues: Queues
     var control: Connection
+    var async = false
 }
 
 /// The latency case's child: every Item from `ping` goes back on `pong`, until id -1.
 struct Echoing: Codable, Sendable {
     var ping: Queue<Item>
     var pong: Queue<Item>
+    var async = false
+}
+
+/// Runs async code from synchronous code (a child's entry, the benchmark's top
+/// level): in a task on Swift's cooperative pool, this thread waiting for it.
+func blockingOn<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let box = ResultBox<T>(), done = DispatchSemaphore(value: 0)
+    Task {
+        do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try box.result!.get()
+}
+
+/// `blockingOn`'s result: written by the task before it signals, read after the wait.
+final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
 }
 
 /// What a consumer reports: items, their checksum, bytes of payload, and when it took its last item.
@@ -81,6 +104,10 @@ let producer = ChildProcess.Entry("producer") { (work: Producing) in
     if let blobs = work.queues.blobs {
         for _ in 0..<work.count { try blobs.put(oneMiB) }
         blobs.flush()
+    } else if let items = work.queues.items, work.async {
+        let (first, count) = (work.first, work.count)
+        try blockingOn { for id in first..<(first + count) { try await items.put(Item.numbered(id)) } }
+        items.flush()
     } else if let items = work.queues.items {
         for id in work.first..<(work.first + work.count) {
             try items.put(Item.numbered(id))
@@ -100,6 +127,17 @@ let consumer = ChildProcess.Entry("consumer") { (work: Consuming) in
             report.bytes += data.count
             report.lastNanoseconds = monotonicNanoseconds()
         }
+    } else if let items = work.queues.items, work.async {
+        report = try blockingOn {
+            var report = Report()
+            for try await item in items {
+                if item.id < 0 { break }
+                report.items += 1
+                report.idSum += item.id
+                report.lastNanoseconds = monotonicNanoseconds()
+            }
+            return report
+        }
     } else if let items = work.queues.items {
         while true {
             let item = try items.get()
@@ -113,6 +151,16 @@ let consumer = ChildProcess.Entry("consumer") { (work: Consuming) in
 }
 
 let echo = ChildProcess.Entry("echo") { (work: Echoing) in
+    if work.async {
+        let (ping, pong) = (work.ping, work.pong)
+        try blockingOn {
+            for try await item in ping {
+                if item.id < 0 { break }
+                try await pong.put(item)
+            }
+        }
+        return
+    }
     while true {
         let item = try work.ping.get()
         if item.id < 0 { break }
@@ -129,21 +177,21 @@ func miscounted(_ message: String) -> Never {
 }
 
 /// Runs one throughput mode; returns (items per second, MiB per second).
-func run(items total: Int, producers: Int, consumers: Int, large: Bool) throws -> (Double, Double) {
+func run(items total: Int, producers: Int, consumers: Int, large: Bool, async: Bool = false) throws -> (Double, Double) {
     let queues = large ? Queues(items: nil, blobs: try Queue<Data>()) : Queues(items: try Queue<Item>(), blobs: nil)
     var consumerLinks: [Connection] = []
     var producerLinks: [Connection] = []
     var children: [ChildProcess] = []
     for _ in 0..<consumers {
         let (mine, theirs) = try Connection.pipe()
-        children.append(try ChildProcess.start(consumer, Consuming(queues: queues, control: theirs)))
+        children.append(try ChildProcess.start(consumer, Consuming(queues: queues, control: theirs, async: async)))
         consumerLinks.append(mine)
     }
     let share = total / producers
     for index in 0..<producers {
         let (mine, theirs) = try Connection.pipe()
         let count = index == producers - 1 ? total - share * index : share
-        children.append(try ChildProcess.start(producer, Producing(queues: queues, control: theirs, first: share * index, count: count)))
+        children.append(try ChildProcess.start(producer, Producing(queues: queues, control: theirs, first: share * index, count: count, async: async)))
         producerLinks.append(mine)
     }
     for link in consumerLinks + producerLinks { _ = try link.receive(String.self, timeout: .seconds(60)) }
@@ -169,36 +217,60 @@ func run(items total: Int, producers: Int, consumers: Int, large: Bool) throws -
 /// Round trips of one Item to an echoing child and back, as py_latency.py times them:
 /// the item is made, put on `ping`, and its echo taken from `pong`, one at a time.
 /// Returns [p50, p99] in µs.
-func roundTrips(_ count: Int, warmUp: Int = 1_000) throws -> [Double] {
+/// `async`: both sides use the async forms (`await put`, `await get`, `for try await`).
+func roundTrips(_ count: Int, warmUp: Int = 1_000, async: Bool = false) throws -> [Double] {
     let ping = try Queue<Item>(), pong = try Queue<Item>()
-    let child = try ChildProcess.start(echo, Echoing(ping: ping, pong: pong))
+    let child = try ChildProcess.start(echo, Echoing(ping: ping, pong: pong, async: async))
+    if async {
+        let samples = try blockingOn { try await asyncRoundTrips(count, warmUp: warmUp, ping: ping, pong: pong) }
+        return try finishRoundTrips(samples, count: count, ping: ping, child: child)
+    }
     for id in 0..<warmUp {
         try ping.put(Item.numbered(id))
         let back = try pong.get(timeout: .seconds(60))
         guard back.id == id else { miscounted("warm-up round trip \(id) came back as \(back.id)") }
     }
     var samples = [Int64](repeating: 0, count: count)
-    var idSum = 0
     for id in 0..<count {
         let start = monotonicNanoseconds()
         try ping.put(Item.numbered(id))
         let back = try pong.get()
         samples[id] = monotonicNanoseconds() - start
         guard back.id == id, back.name == "item-\(id)" else { miscounted("round trip \(id) came back as \(back.id)") }
-        idSum += back.id
     }
+    return try finishRoundTrips(samples, count: count, ping: ping, child: child)
+}
+
+/// The same round trips with the async forms, in a task.
+func asyncRoundTrips(_ count: Int, warmUp: Int, ping: Queue<Item>, pong: Queue<Item>) async throws -> [Int64] {
+    for id in 0..<warmUp {
+        try await ping.put(Item.numbered(id))
+        let back = try await pong.get(timeout: .seconds(60))
+        guard back.id == id else { miscounted("warm-up round trip \(id) came back as \(back.id)") }
+    }
+    var samples = [Int64](repeating: 0, count: count)
+    for id in 0..<count {
+        let start = monotonicNanoseconds()
+        try await ping.put(Item.numbered(id))
+        let back = try await pong.get()
+        samples[id] = monotonicNanoseconds() - start
+        guard back.id == id, back.name == "item-\(id)" else { miscounted("round trip \(id) came back as \(back.id)") }
+    }
+    return samples
+}
+
+/// Stops the echo, checks it ended well, and gives [p50, p99] in µs.
+func finishRoundTrips(_ samples: [Int64], count: Int, ping: Queue<Item>, child: ChildProcess) throws -> [Double] {
     try ping.put(Item.stop)
     let ended = try child.join()
-    guard idSum == count * (count - 1) / 2, ended == .exited(0) else {
-        miscounted("the echo \(ended), or the round trips' checksum is wrong")
-    }
-    samples.sort()
-    return [Double(samples[count / 2]) / 1000, Double(samples[count * 99 / 100]) / 1000]
+    guard samples.count == count, ended == .exited(0) else { miscounted("the echo \(ended)") }
+    let sorted = samples.sorted()
+    return [Double(sorted[count / 2]) / 1000, Double(sorted[count * 99 / 100]) / 1000]
 }
 
 // MARK: Options
 
-// `--only small|large|multi|latency` runs one case of ours alone (for profiling); `--codec`
+// `--only small|large|multi|latency|small-async|latency-async` runs one case of ours alone (for profiling); `--codec`
 // times the codec and the queue in one process; `--runs N` sets the runs per median
 // (default 5); `--quick` divides every count by 10 (and makes one run the default),
 // for a smoke test; any other argument is the folder of the reference programs.
@@ -244,21 +316,22 @@ if arguments.first == "--codec" {
     exit(0)
 }
 if let mode = option("--only") {
-    guard ["small", "large", "multi", "latency"].contains(mode) else {
-        FileHandle.standardError.write(Data("queue-bench: --only small|large|multi|latency, not \(mode)\n".utf8))
+    guard ["small", "large", "multi", "latency", "small-async", "latency-async"].contains(mode) else {
+        FileHandle.standardError.write(Data("queue-bench: --only small|large|multi|latency|small-async|latency-async, not \(mode)\n".utf8))
         exit(64)
     }
     func once() throws -> String {
         switch mode {
-        case "latency":
-            let result = try roundTrips(roundTripCount)
+        case "latency", "latency-async":
+            let result = try roundTrips(roundTripCount, async: mode == "latency-async")
             return "latency: p50 \(fmt(result[0], 2)) µs, p99 \(fmt(result[1], 2)) µs (\(fmt(Double(roundTripCount))) round trips)"
         case "large":
             let result = try run(items: largeCount, producers: 1, consumers: 1, large: true)
             return "large: \(Int(result.0)) items/s, \(Int(result.1)) MiB/s"
         default:
             let producers = mode == "multi" ? 4 : 1
-            let result = try run(items: mode == "multi" ? multiCount : smallCount, producers: producers, consumers: producers, large: false)
+            let result = try run(items: mode == "multi" ? multiCount : smallCount, producers: producers, consumers: producers,
+                                 large: false, async: mode == "small-async")
             return "\(mode): \(Int(result.0)) items/s, \(Int(result.1)) MiB/s"
         }
     }
@@ -443,6 +516,7 @@ let small = measure([
     { py("py_ffqueue.py", ["--mode", "small", "-n", "\(smallCount)"], needsFasterFifo: true, fields("items_per_s")) },
     { pipeFloor.flatMap { reference("c_pipe_floor", [$0, "-s", "57", "-n", "\(pipeFloorCount)"], fields("items_per_s")) } },
     { ringFloor.flatMap { reference("c_ring_floor", [$0, "t", "\(ringFloorCount)"], ringFrames) } },
+    { [try run(items: smallCount, producers: 1, consumers: 1, large: false, async: true).0] },
 ]).map { $0?[0] }
 let large = measure([
     { [try run(items: largeCount, producers: 1, consumers: 1, large: true).1] },
@@ -461,6 +535,7 @@ let latency = measure([
     { py("py_latency.py", ["--impl", "ff", "-n", "\(roundTripCount)"], needsFasterFifo: true, fields("p50_us", "p99_us")) },
     { pingPong.flatMap { reference("c_pingpong", [$0, "-n", "\(roundTripCount)"], fields("p50_us", "p99_us")) } },
     { ringFloor.flatMap { reference("c_ring_floor", [$0, "l", "\(roundTripCount)"], fields("p50", "p99")) } },
+    { try roundTrips(roundTripCount, async: true) },
 ])
 
 // MARK: Report
@@ -505,6 +580,15 @@ for (index, name) in ["p50", "p99"].enumerated() {
         + [ratio(times(figures[0], figures[1]), time: true), ratio(times(figures[0], figures[3]), time: true)]))
 }
 
+print("")
+print(row(["async forms (await put, await get, for try await)", "blocking", "async", "async / blocking"]))
+print("|---|---:|---:|---:|")
+print(row(["small items, 1 → 1 (items/s)", fmt(small[0]), fmt(small[5]), ratio(times(small[0], small[5]), time: true)]))
+for (index, name) in ["round trip p50 (µs)", "round trip p99 (µs)"].enumerated() {
+    let blocking = latency[0]?[index], async = latency[5]?[index]
+    print(row([name, microseconds(blocking), microseconds(async), ratio(times(async, blocking), time: true)]))
+}
+
 /// The targets, from this run's figures: (what, ratio, whether more is better, limit, missing figure).
 let targets: [(String, Double?, Bool, Double, String)] = [
     ("small items 1 → 1: at least 8x Python multiprocessing.Queue's items/s",
@@ -515,6 +599,10 @@ let targets: [(String, Double?, Bool, Double, String)] = [
      times(large[0], large[2]), true, 1.5, "faster-fifo"),
     ("round trip p50: at most 1/4 of the C pipe ping-pong's p50",
      times(latency[0]?[0], latency[3]?[0]), false, 0.25, "C pipe ping-pong"),
+    ("small items 1 → 1, async forms: at most 1.3x the blocking forms' time per item",
+     times(small[0], small[5]), false, 1.3, "async"),
+    ("round trip p50, async forms: at most 1.3x the blocking forms'",
+     times(latency[5]?[0], latency[0]?[0]), false, 1.3, "async"),
 ]
 print("")
 print("Targets (ratios from this run):")
