@@ -62,8 +62,15 @@ extension MessagePackValue {
         }
     }
 
-    /// Converts one node of msgpack-c's object tree.
+    /// Converts one node of msgpack-c's object tree. The coding path is built only
+    /// if an error needs it: describing each map key for its values' paths, as this
+    /// once did eagerly, made a value of many maps cost time quadratic in its size
+    /// (found by the fuzzer as a slow input).
     init(object: msgpack_object, codingPath: [any CodingKey]) throws(DecodingError) {
+        try self.init(object: object, path: { codingPath })
+    }
+
+    private init(object: msgpack_object, path codingPath: () -> [any CodingKey]) throws(DecodingError) {
         switch object.type {
         case MSGPACK_OBJECT_NIL: self = .nil
         case MSGPACK_OBJECT_BOOLEAN: self = .bool(object.via.boolean)
@@ -71,7 +78,7 @@ extension MessagePackValue {
         case MSGPACK_OBJECT_NEGATIVE_INTEGER: self = .int(object.via.i64)
         case MSGPACK_OBJECT_FLOAT32: self = .float(Float(object.via.f64))
         case MSGPACK_OBJECT_FLOAT64: self = .double(object.via.f64)
-        case MSGPACK_OBJECT_STR: self = .string(try _string(object, codingPath: codingPath))
+        case MSGPACK_OBJECT_STR: self = .string(try _string(object, codingPath: codingPath()))
         case MSGPACK_OBJECT_BIN: self = .binary(_bytes(object.via.bin.ptr, object.via.bin.size))
         case MSGPACK_OBJECT_ARRAY:
             let array = object.via.array
@@ -79,7 +86,7 @@ extension MessagePackValue {
             elements.reserveCapacity(Int(array.size))
             for index in 0..<Int(array.size) {
                 elements.append(try MessagePackValue(
-                    object: array.ptr[index], codingPath: codingPath + [_MessagePackKey(index: index)]))
+                    object: array.ptr[index], path: { codingPath() + [_MessagePackKey(index: index)] }))
             }
             self = .array(elements)
         case MSGPACK_OBJECT_MAP:
@@ -87,9 +94,9 @@ extension MessagePackValue {
             var pairs: [(key: MessagePackValue, value: MessagePackValue)] = []
             pairs.reserveCapacity(Int(map.size))
             for index in 0..<Int(map.size) {
-                let key = try MessagePackValue(object: map.ptr[index].key, codingPath: codingPath)
+                let key = try MessagePackValue(object: map.ptr[index].key, path: codingPath)
                 let value = try MessagePackValue(
-                    object: map.ptr[index].val, codingPath: codingPath + [_MessagePackKey(describing: key)])
+                    object: map.ptr[index].val, path: { codingPath() + [_MessagePackKey(describing: key)] })
                 pairs.append((key, value))
             }
             self = .map(pairs)
@@ -102,7 +109,7 @@ extension MessagePackValue {
             }
         default:
             throw DecodingError.dataCorrupted(.init(
-                codingPath: codingPath, debugDescription: "msgpack-c returned an unknown object type \(object.type.rawValue)."))
+                codingPath: codingPath(), debugDescription: "msgpack-c returned an unknown object type \(object.type.rawValue)."))
         }
     }
 }
