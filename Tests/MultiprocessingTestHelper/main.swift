@@ -161,6 +161,22 @@ let entries: [any ChildProcessEntry] = [
         }
         try connection.send(open.sorted())
     },
+    // Ignores SIGTERM, says it is ready, then waits to be killed.
+    ChildProcess.Entry("ignore-terminate") { (connection: Connection) in
+        signal(SIGTERM, SIG_IGN)
+        try connection.send("ready")
+        while true { pause() }
+    },
+    // Waits until the other end of its connection closes (at most `seconds`),
+    // then exits with `code`.
+    ChildProcess.Entry("exit-on-close") { (work: ExitOnClose) in
+        _ = try? work.connection.poll(timeout: .seconds(work.seconds))
+        exit(work.code)
+    },
+    // Sends the integers 0..<count, then exits (the other end reads end of file).
+    ChildProcess.Entry("send-numbers") { (work: Numbers) in
+        for value in 0..<work.count { try work.connection.send(value) }
+    },
 ]
 
 try ChildProcess.bootstrap(entries)

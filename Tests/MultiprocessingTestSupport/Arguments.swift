@@ -131,3 +131,19 @@ public struct ParcelWork: Codable, Sendable {
         (self.queue, self.reports, self.crashAt, self.first, self.count, self.large) = (queue, reports, crashAt, first, count, large)
     }
 }
+
+/// A child that waits for its connection's other end to close (or `seconds` to
+/// pass), then exits with `code`.
+public struct ExitOnClose: Codable, Sendable {
+    public var connection: Connection
+    public var code: Int32
+    public var seconds: Int64
+    public init(connection: Connection, code: Int32, seconds: Int64 = 120) { (self.connection, self.code, self.seconds) = (connection, code, seconds) }
+}
+
+/// A child that sends the integers 0..<count on `connection`, then exits.
+public struct Numbers: Codable, Sendable {
+    public var connection: Connection
+    public var count: Int
+    public init(connection: Connection, count: Int) { (self.connection, self.count) = (connection, count) }
+}

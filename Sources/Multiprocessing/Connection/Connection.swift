@@ -15,6 +15,10 @@ import SystemPackage
 /// `msgpack` package is a peer: `send_bytes(msgpack.packb(value))` and
 /// `msgpack.unpackb(recv_bytes())`. Like Python's, a connection is for one
 /// reader and one writer at a time; a `Queue` is for many.
+///
+/// `send`, `receive` and `receiveBytes` have async forms that suspend instead of
+/// blocking a thread, and `messages(_:)` is the frames as an `AsyncSequence`
+/// (Connection+Async.swift).
 public final class Connection: Sendable {
     /// The descriptor, owned by the connection: `close()` or deinit closes it.
     /// Reading or writing it directly is outside the connection's knowledge: once
@@ -25,8 +29,13 @@ public final class Connection: Sendable {
     public let isWritable: Bool
 
     private let state: Mutex<State>
-    private let encoder = MessagePackEncoder()
-    private let decoder = MessagePackDecoder()
+    /// The frame being read, apart from `state` so that reading never holds up a
+    /// sender or `close()`; held only for reads that do not wait.
+    private let reading = Mutex(_FrameAssembly())
+    /// Whether the descriptor is a socket: 0 not looked at yet, 1 yes, 2 no.
+    private let descriptorKind = Atomic<UInt8>(0)
+    let encoder = MessagePackEncoder()
+    let decoder = MessagePackDecoder()
 
     /// Who uses the descriptor, as Go's fdMutex counts them: `close()` stops new
     /// users and wakes the waiting ones, and the last user out closes the
@@ -43,7 +52,6 @@ public final class Connection: Sendable {
         /// poll() on it beside the descriptor. Made on first read or poll, so an end
         /// that only sends costs no extra descriptor.
         var wakeUp: FileDescriptor?
-        var unreadable: ConnectionError?
         var maxFrameLength: Int
 
         /// Marks the descriptors closed and returns them, for the caller to close
@@ -57,7 +65,7 @@ public final class Connection: Sendable {
 
     /// What one operation holds open until it ends: the descriptor, and the
     /// eventfd that `close()` signals (for readers and pollers).
-    fileprivate struct Descriptors {
+    struct Descriptors {
         let fd: FileDescriptor
         let wakeUp: FileDescriptor?
     }
@@ -122,28 +130,31 @@ public final class Connection: Sendable {
 
     /// Closes this end. The other end then reads end of file. Closing twice does nothing.
     ///
-    /// Safe while other threads use the connection: a `receive`, `poll` or `wait`
-    /// waiting on it returns at once (`receive` and `poll` throw `.closed`), and
-    /// the descriptor is closed when the last of them is out, so none of them ever
-    /// touches a file that took its number. A `send` blocked on a full pipe is not
-    /// woken: it ends when the other end reads or closes, and the descriptor is
-    /// closed then (waking it would cost a poll before every page written).
+    /// Safe while other threads and tasks use the connection: a `receive`, `poll`
+    /// or `wait` waiting on it returns at once (`receive` and `poll` throw
+    /// `.closed`), as does an async `send` waiting for room, and the descriptor is
+    /// closed when the last of them is out, so none of them ever touches a file that
+    /// took its number. A blocking `send` on a full pipe is not woken: it ends when
+    /// the other end reads or closes, and the descriptor is closed then (waking it
+    /// would cost a poll before every page written).
     public func close() {
-        let toClose = state.withLock { state -> [FileDescriptor] in
-            guard !state.closed else { return [] }
+        let (toClose, inUse) = state.withLock { state -> ([FileDescriptor], Bool) in
+            guard !state.closed else { return ([], false) }
             state.closed = true
-            if state.users == 0 { return state.release(fileDescriptor) }
+            if state.users == 0 { return (state.release(fileDescriptor), false) }
             // Under the lock: the last user out may close the eventfd once it is released.
             if let wakeUp = state.wakeUp { _signalEventDescriptor(wakeUp) }
-            return []
+            return ([], true)
         }
         toClose.forEach(_close)
+        // Async waiters (which hold the descriptor open) try again, and see `closed`.
+        if inUse { _Reactor.wakeAllIfStarted(fileDescriptor) }
     }
 
     /// Registers an operation as a user of the descriptors, which stay open until
     /// `endUse()`; `wakeable` operations (reads, polls) get the wake-up eventfd.
     /// - Throws: `.closed` once `close()` was called; `.system` if the eventfd cannot be made.
-    fileprivate func beginUse(wakeable: Bool) throws(ConnectionError) -> Descriptors {
+    func beginUse(wakeable: Bool) throws(ConnectionError) -> Descriptors {
         try state.withLock { (state) throws(ConnectionError) in
             guard !state.closed else { throw ConnectionError(.closed, "the connection is closed") }
             if wakeable && state.wakeUp == nil {
@@ -159,7 +170,7 @@ public final class Connection: Sendable {
     }
 
     /// Ends what `beginUse` began; the last user out after `close()` closes the descriptors.
-    fileprivate func endUse() {
+    func endUse() {
         let toClose = state.withLock { state -> [FileDescriptor] in
             state.users -= 1
             return state.closed && state.users == 0 ? state.release(fileDescriptor) : []
@@ -213,76 +224,50 @@ public final class Connection: Sendable {
     /// - Throws: `ConnectionError`: `.endOfFile` when the other end closed (before
     ///   or inside a frame), `.frameTooLong`, `.invalidFrame`, `.closed` (also when
     ///   `close()` is called meanwhile), `.system`.
+    ///
+    /// A frame that an async `receive` began and did not finish (it was cancelled or
+    /// timed out) is continued here: nothing of it is lost or read twice.
     public func receiveBytes(maxLength: Int? = nil) throws(ConnectionError) -> [UInt8] {
         try check(writing: false)
+        let limit = maxLength ?? maxFrameLength
         return try withDescriptors(wakeable: true) { (io) throws(ConnectionError) in
-            if let broken = state.withLock({ $0.unreadable }) { throw broken }
-            let limit = maxLength ?? maxFrameLength
-            let header = try readExactly(4, what: "a frame header", atBoundary: true, io)
-            // From here a failure leaves the rest of this frame in the pipe, and the next
-            // read would take payload bytes for a header: the connection stays unreadable.
-            do throws(ConnectionError) {
-                var length = try _Frame.length(fromShortHeader: header)
-                if length == nil {
-                    length = try _Frame.length(fromLongHeader: readExactly(8, what: "a frame's 8-byte length", atBoundary: false, io))
-                }
-                let size = length!
-                guard size <= limit else {
-                    throw ConnectionError(.frameTooLong, "a frame of \(size) bytes is over the limit of \(limit) bytes")
-                }
-                return try readPayload(size, io)
-            } catch {
-                if error.code != .closed { state.withLock { $0.unreadable = $0.unreadable ?? error } }
-                throw error
-            }
-        }
-    }
-
-    /// A frame's payload of `size` bytes, in memory that grows with the bytes that
-    /// arrive (at most doubling each time), never sized from the header alone: the
-    /// length is the other end's word, and 4 bytes could otherwise claim a GiB.
-    /// A frame of up to `firstReadSize` bytes takes one allocation of its size.
-    private func readPayload(_ size: Int, _ io: Descriptors) throws(ConnectionError) -> [UInt8] {
-        var bytes: [UInt8] = []
-        repeat {
-            let capacity = min(size, max(Self.firstReadSize, 2 * bytes.count))
-            bytes = try read(upTo: capacity, after: bytes, what: "a frame's payload of \(size) bytes", io)
-            guard bytes.count == capacity else {
-                throw ConnectionError(.endOfFile, "the other end closed the connection inside a frame's payload of \(size) bytes (\(bytes.count) of \(size) bytes)")
-            }
-        } while bytes.count < size
-        return bytes
-    }
-
-    private func readExactly(_ count: Int, what: String, atBoundary: Bool, _ io: Descriptors) throws(ConnectionError) -> [UInt8] {
-        let bytes = try read(upTo: count, after: [], what: what, io)
-        let got = bytes.count
-        guard got == count else {
-            throw ConnectionError(.endOfFile, atBoundary && got == 0
-                ? "the other end closed the connection"
-                : "the other end closed the connection inside \(what) (\(got) of \(count) bytes)")
-        }
-        return bytes
-    }
-
-    /// `prefix` followed by what arrives, up to `capacity` bytes in all, in a new
-    /// array of that capacity; shorter only at end of file.
-    private func read(upTo capacity: Int, after prefix: [UInt8], what: String, _ io: Descriptors) throws(ConnectionError) -> [UInt8] {
-        guard capacity > prefix.count else { return prefix }
-        return try [UInt8](unsafeUninitializedCapacity: capacity) { (buffer, count) throws(ConnectionError) in
-            _ = buffer.initialize(fromContentsOf: prefix)
-            count = prefix.count
-            while count < capacity {
+            while true {
+                switch try readAvailable(io.fd, limit: limit) {
+                case .frame(let payload)?: return payload
+                case .endOfFile?: throw ConnectionError(.endOfFile, "the other end closed the connection")
                 // Waits beside the wake-up eventfd: close() makes this throw `.closed`.
-                guard try Self.waitReadable([io], until: nil)[0] else { continue }
-                let free = UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[count...]))
-                let got: Int
-                do throws(Errno) { got = try _read(io.fd, into: free) } catch { throw .system(error, "reading \(what)") }
-                if got == 0 { break }
-                count += got
+                case nil: _ = try Self.waitReadable([io], until: nil)
+                }
             }
         }
     }
+
+    /// Takes what has arrived of the current frame without waiting: the payload once
+    /// the frame is whole, `.endOfFile` at a frame boundary, nil while more is to
+    /// come. Called by a user of the descriptor (between `beginUse` and `endUse`).
+    /// - Throws: `.closed` once `close()` was called; otherwise as `receiveBytes`.
+    func readAvailable(_ fd: FileDescriptor, limit: Int) throws(ConnectionError) -> _Received? {
+        if isClosed { throw ConnectionError(.closed, "the connection was closed while waiting") }
+        let socket = isSocket(fd)
+        return try reading.withLock { (assembly) throws(ConnectionError) -> _Received? in
+            try assembly.advance(fd, isSocket: socket, limit: limit)
+        }
+    }
+
+    /// Whether the descriptor is a socket (looked at once); called by a user of it.
+    func isSocket(_ fd: FileDescriptor) -> Bool {
+        switch descriptorKind.load(ordering: .relaxed) {
+        case 1: return true
+        case 2: return false
+        default:
+            let socket = _isSocket(fd)
+            descriptorKind.store(socket ? 1 : 2, ordering: .relaxed)
+            return socket
+        }
+    }
+
+    /// Bytes of a frame that a receive began and left unfinished (for tests).
+    var bytesOfUnfinishedFrame: Int { reading.withLock { $0.headerCount + $0.received } }
 
     /// Which of the operations' descriptors have something to read (a frame, end of
     /// file), waiting up to `deadline`; a connection closed meanwhile counts as ready
@@ -320,7 +305,7 @@ public final class Connection: Sendable {
     }
 
     /// Fails early, as before the descriptor is touched; `beginUse` checks `closed` again under the lock.
-    private func check(writing: Bool) throws(ConnectionError) {
+    func check(writing: Bool) throws(ConnectionError) {
         if isClosed { throw ConnectionError(.closed, "the connection is closed") }
         if writing && !isWritable { throw ConnectionError(.wrongDirection, "this end of the pipe only reads") }
         if !writing && !isReadable { throw ConnectionError(.wrongDirection, "this end of the pipe only writes") }
@@ -375,4 +360,106 @@ public func wait(_ connections: [Connection], timeout: Duration? = nil) throws(C
     }
     let ready = try Connection.waitReadable(operations, until: .after(timeout), closedIsReady: true)
     return zip(open, ready).filter { $0.1 }.map { $0.0 }
+}
+
+/// What a read that does not wait found: a whole frame's payload, or end of file
+/// at a frame boundary (nothing lost).
+enum _Received: Sendable {
+    case frame([UInt8])
+    case endOfFile
+}
+
+/// The frame being read, kept between reads so that a receive that stops half-way
+/// (cancelled, timed out) loses nothing: the next receive, async or blocking,
+/// goes on with the same frame. It takes bytes from the descriptor no further
+/// than the frame's end, so the kernel holds everything after it, and `poll` and
+/// `wait` still say truly whether a frame is readable.
+///
+/// Every read here takes only what has arrived, so holding the lock around one
+/// never blocks a thread: on a socket `recv(MSG_DONTWAIT)`; on a pipe a `read`
+/// after `poll` said it holds something (a pipe's read returns what is there).
+/// The descriptor stays blocking: child processes share it.
+private struct _FrameAssembly {
+    /// The header's bytes so far: 4, or 12 when the first 4 are -1.
+    var header = [UInt8](repeating: 0, count: 12)
+    var headerCount = 0
+    /// The payload's length, once the header is whole.
+    var length: Int?
+    /// The payload's memory (zeroed beyond `received`): at most twice the bytes
+    /// received, never sized from the header alone (it could claim a GiB).
+    var payload: [UInt8] = []
+    var received = 0
+    /// Why no frame can be read any more: a failure inside a frame leaves the rest
+    /// of it in the pipe, and the next read would take payload for a header.
+    var broken: ConnectionError?
+
+    mutating func advance(_ fd: FileDescriptor, isSocket: Bool, limit: Int) throws(ConnectionError) -> _Received? {
+        if let broken { throw broken }
+        do throws(ConnectionError) {
+            return try step(fd, isSocket: isSocket, limit: limit)
+        } catch {
+            if headerCount > 0 { broken = error }
+            throw error
+        }
+    }
+
+    private mutating func step(_ fd: FileDescriptor, isSocket: Bool, limit: Int) throws(ConnectionError) -> _Received? {
+        while true {
+            guard let size = length else {
+                let long = headerCount >= 4
+                let what = long ? "a frame's 8-byte length" : "a frame header"
+                guard let got = try Self.readNow(fd, isSocket, into: &header, headerCount..<(long ? 12 : 4), what: what) else { return nil }
+                if got == 0 {
+                    if headerCount == 0 { return .endOfFile }
+                    throw ConnectionError(.endOfFile, "the other end closed the connection inside \(what) (\(long ? headerCount - 4 : headerCount) of \(long ? 8 : 4) bytes)")
+                }
+                headerCount += got
+                if headerCount == 4 {
+                    length = try _Frame.length(fromShortHeader: Array(header[0..<4]))  // nil: 8 more bytes to come
+                } else if headerCount == 12 {
+                    length = try _Frame.length(fromLongHeader: Array(header[4..<12]))
+                }
+                continue
+            }
+            guard size <= limit else {
+                throw ConnectionError(.frameTooLong, "a frame of \(size) bytes is over the limit of \(limit) bytes")
+            }
+            if received == size {
+                let frame = payload
+                (headerCount, length, payload, received) = (0, nil, [], 0)
+                return .frame(frame)
+            }
+            if received == payload.count {
+                // At most doubling: memory follows the bytes that came. (Array(repeating:)
+                // is a memset even unoptimized; appending zeros is not.)
+                var grown = [UInt8](repeating: 0, count: min(size, max(Connection.firstReadSize, 2 * received)))
+                grown.withUnsafeMutableBytes { new in payload.withUnsafeBytes { new.copyMemory(from: $0) } }
+                payload = grown
+            }
+            let what = "a frame's payload of \(size) bytes"
+            guard let got = try Self.readNow(fd, isSocket, into: &payload, received..<payload.count, what: what) else { return nil }
+            if got == 0 {
+                throw ConnectionError(.endOfFile, "the other end closed the connection inside \(what) (\(received) of \(size) bytes)")
+            }
+            received += got
+        }
+    }
+
+    /// Reads into `buffer[range]` what has arrived, without waiting: how much (0:
+    /// end of file), or nil when nothing has.
+    private static func readNow(
+        _ fd: FileDescriptor, _ isSocket: Bool, into buffer: inout [UInt8], _ range: Range<Int>, what: String
+    ) throws(ConnectionError) -> Int? {
+        var outcome: Result<Int?, Errno> = .success(nil)
+        buffer.withUnsafeMutableBytes { raw in
+            let free = UnsafeMutableRawBufferPointer(rebasing: raw[range])
+            outcome = Result { () throws(Errno) -> Int? in
+                if isSocket { return try _receiveNow(fd, into: free) }
+                // Readable (bytes, end of file or an error): the read returns at once.
+                guard try _isReadyNow(fd) else { return nil }
+                return try _read(fd, into: free)
+            }
+        }
+        do throws(Errno) { return try outcome.get() } catch { throw .system(error, "reading \(what)") }
+    }
 }

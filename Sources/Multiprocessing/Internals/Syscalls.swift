@@ -314,3 +314,48 @@ func _epollWait(_ epoll: FileDescriptor, milliseconds: CInt) throws(Errno) -> [(
 func _pidDescriptor(_ pid: pid_t) throws(Errno) -> FileDescriptor {
     FileDescriptor(rawValue: try _retrying { swiftmp_pidfd_open(pid) })
 }
+
+// MARK: I/O that never waits (a connection's async forms, and its frame assembly)
+
+/// Whether `fd` is a socket (else a pipe, or another file). The corresponding C function is `fstat`.
+func _isSocket(_ fd: FileDescriptor) -> Bool {
+    var status = stat()
+    guard fstat(fd.rawValue, &status) == 0 else { return false }
+    return status.st_mode & S_IFMT == S_IFSOCK
+}
+
+/// Whether `fd` is readable (or, with `writing`, writable) now, without waiting;
+/// an error or hang-up counts, as the next call then returns at once.
+/// The corresponding C function is `poll`, with a timeout of 0.
+func _isReadyNow(_ fd: FileDescriptor, writing: Bool = false) throws(Errno) -> Bool {
+    var entry = pollfd(fd: fd.rawValue, events: Int16(writing ? POLLOUT : POLLIN), revents: 0)
+    _ = try _retrying { poll(&entry, 1, 0) }
+    return entry.revents != 0
+}
+
+/// Takes what a socket holds, up to `buffer.count` bytes, without waiting:
+/// nil when it holds nothing, 0 at end of file. The descriptor stays blocking for
+/// the processes sharing it. The corresponding C function is `recv` (MSG_DONTWAIT).
+func _receiveNow(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int? {
+    do throws(Errno) {
+        return try _retrying { recv(fd.rawValue, buffer.baseAddress, buffer.count, CInt(MSG_DONTWAIT)) }
+    } catch where error == .wouldBlock {
+        return nil
+    }
+}
+
+/// Writes what a socket has room for, up to `buffer.count` bytes, without waiting:
+/// nil when it has none. EPIPE rather than SIGPIPE when the other end is gone.
+/// The corresponding C function is `send` (MSG_DONTWAIT | MSG_NOSIGNAL).
+func _sendNow(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) throws(Errno) -> Int? {
+    do throws(Errno) {
+        return try _retrying { send(fd.rawValue, buffer.baseAddress, buffer.count, CInt(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+    } catch where error == .wouldBlock {
+        return nil
+    }
+}
+
+/// One write of `buffer` (it may write less). The corresponding C function is `write`.
+func _write(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) throws(Errno) -> Int {
+    try _retrying { write(fd.rawValue, buffer.baseAddress, buffer.count) }
+}
