@@ -100,10 +100,8 @@ public final class ChildProcess: Sendable {
 
     /// The termination, reaping the child if it ended; `nil` while it runs.
     private func reap(block: Bool) throws -> Termination? {
-        if let termination { return termination }
-        let status: CInt?
         do {
-            status = try _reap(pid, block: block)
+            return try reapOnce(block: block)
         } catch {
             guard error == .noChildProcess else { throw error }
             // ECHILD: another thread's wait reaped it, and is about to store how it ended.
@@ -113,7 +111,15 @@ public final class ChildProcess: Sendable {
             }
             throw error
         }
-        guard let status else { return nil }
+    }
+
+    /// As `reap`, but without waiting for another thread's wait: the async forms
+    /// wait for that without a thread. Reaping happens once, and only here.
+    /// - Throws: `Errno.noChildProcess` when another wait reaped the child and
+    ///   has not yet stored how it ended.
+    func reapOnce(block: Bool) throws(Errno) -> Termination? {
+        if let termination { return termination }
+        guard let status = try _reap(pid, block: block) else { return nil }
         let termination = Termination(status: status)
         ended.withLock { $0 = termination }
         return termination
