@@ -25,9 +25,11 @@ public struct ProcessSnapshot: Equatable, Sendable {
     }
 
     /// Whether this process has a child, running or ended and not yet waited for.
+    /// Looks without reaping (WNOWAIT): a leaked child stays visible to the next
+    /// check, and a `ChildProcess` can still learn how its own child ended.
     public static func hasChildren() -> Bool {
-        var status: Int32 = 0
-        return waitpid(-1, &status, WNOHANG) != -1 || errno != ECHILD
+        var info = siginfo_t()
+        return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 || errno != ECHILD
     }
 
     /// libdispatch opens its event descriptors (epoll, eventfd, timerfd) once, on first
