@@ -42,6 +42,8 @@ let package = Package(
         .executableTarget(name: "Demo", dependencies: ["MessagePack", "Multiprocessing"]),
         // The usage example, compiled as written.
         .executableTarget(name: "Shop", dependencies: ["Multiprocessing"], path: "Examples/Shop"),
+        // The README's async example, compiled as written.
+        .executableTarget(name: "AsyncShop", dependencies: ["Multiprocessing"], path: "Examples/AsyncShop"),
         .testTarget(
             name: "MessagePackTests",
             dependencies: ["MessagePack"]
