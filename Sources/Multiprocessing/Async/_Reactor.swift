@@ -221,7 +221,13 @@ final class _Reactor: Sendable {
                 return earliest.millisecondsLeft
             }
             // An error here (only EBADF or EINVAL, which cannot happen) is a short pause and a tick.
-            let ready = (try? _epollWait(epoll, milliseconds: timeout)) ?? []
+            let ready: [(events: UInt32, data: UInt64)]
+            do throws(Errno) {
+                ready = try _epollWait(epoll, milliseconds: timeout)
+            } catch {
+                _sleep(until: _Deadline(after: .milliseconds(10)))
+                ready = []
+            }
             var resumed: [(CheckedContinuation<Wake, any Error>, Wake)] = []
             state.withLock { state in
                 state.waitingUntil = nil

@@ -149,12 +149,26 @@ extension ChildProcess {
     }
 
     private func teardown(gracePeriod: Duration) async -> Termination? {
-        if let termination = try? reapOnce(block: false) { return termination }
-        // Signals go only to a child not yet reaped, whose pid (a zombie's at worst) is still its own.
+        // Signals go only to a child not yet reaped, whose pid (a zombie's at worst) is
+        // still its own: each is sent after a look that found it so.
+        if let ended = await endedNow() { return ended }
         try? terminate()
         if let termination = await waitWithoutFail(until: _Deadline(after: gracePeriod)) { return termination }
+        if let ended = await endedNow() { return ended }
         try? kill()
         return await waitWithoutFail(until: nil)
+    }
+
+    /// How the child ended, if it has: the outer optional says whether it has, the
+    /// inner is nil when another wait reaped it and how it ended is lost. ECHILD
+    /// means another wait reaped it: its pid may already name another process.
+    private func endedNow() async -> Termination?? {
+        do {
+            guard let termination = try reapOnce(block: false) else { return nil }
+            return termination
+        } catch {
+            return .some(try? await reapedElsewhere())
+        }
     }
 
     /// `wait`, falling back to polling if it cannot wait (no descriptor left for a

@@ -8,9 +8,10 @@ import SystemPackage
 /// Each tries its operation at once; only when that would wait does it raise the
 /// ring's count of pollers (so that the other side signals the queue's readiness
 /// eventfd) and suspend, in `_Reactor`, until that eventfd has an event, then try
-/// again. A try never blocks: it takes a lock only if the lock is free, and
-/// never waits for an item or a slot. Cancellation is seen between tries, so a
-/// cancelled `get` has taken nothing and a cancelled `put` has put nothing.
+/// again. A try never waits for an item to begin or for a slot: it takes the read
+/// lock only if it is free, and the slots lock (held by others for a few stores)
+/// as the blocking forms do. Cancellation is seen between tries, so a cancelled
+/// `get` has taken nothing and a cancelled `put` has put nothing.
 extension Queue {
     /// Puts an item, suspending while the queue is full, up to `timeout` (nil: as
     /// long as it takes).
@@ -53,6 +54,9 @@ extension Queue {
     /// An item larger than the queue's buffer streams through it in pieces: once its
     /// first piece is taken, the rest is read in this call as its writer writes it
     /// (as the blocking `get` does), so that no other reader can see half an item.
+    /// That wait holds the calling thread and does not end on cancellation; it ends
+    /// with the item, or within 100 ms of its writer's death. Size the queue's
+    /// `bufferSize` above the largest item to keep every wait off the thread.
     public func get(timeout: Duration? = nil) async throws -> Element {
         if let item = try tryGet() { return item }
         // A few microseconds of spinning first, as the blocking get does longer: the

@@ -515,7 +515,12 @@ final class _Ring: @unchecked Sendable {
     func take(until deadline: _Deadline?, limit: Int) throws(QueueError) -> _Payload {
         let outcome = try system("locking a queue") { () throws(Errno) in try readLock.lock(until: deadline) }
         guard let outcome else { throw .empty }
-        defer { readLock.unlock() }
+        defer {
+            readLock.unlock()
+            // An async getter that found this lock busy tried and suspended: if items
+            // remain, it hears of them now instead of at its next tick.
+            if pollers.load() > 0 && hasData { _signalEventDescriptor(readiness) }
+        }
         if outcome == .ownerDied { finishDeadReader() }
         var payload = _Payload()
         var assembling = false
@@ -583,7 +588,9 @@ final class _Ring: @unchecked Sendable {
     /// second, putters that died with items unwritten are let go (so `count` is exact).
     private func waitForData(from position: UInt64, until deadline: _Deadline?, inItem: Bool) throws(QueueError) -> UInt64 {
         if seenWriteIndex &- position <= capacity && seenWriteIndex != position { return seenWriteIndex }
-        var end: UInt64 { writeIndex.loadAcquiring() & ~7 }
+        // Sequentially consistent: a poller raises its count, then looks here; a
+        // writer stores the index, then looks at the count (each side sees the other).
+        var end: UInt64 { writeIndex.load() & ~7 }
         seenWriteIndex = end
         if seenWriteIndex != position { return seenWriteIndex }
         defer { seenWriteIndex = end }
