@@ -67,9 +67,11 @@ struct Echoing: Codable, Sendable {
 
 /// Runs async code from synchronous code (a child's entry, the benchmark's top
 /// level): in a task on Swift's cooperative pool, this thread waiting for it.
+/// Detached: a `Task` made in top-level code would belong to the main actor, whose
+/// thread is the one waiting here.
 func blockingOn<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
     let box = ResultBox<T>(), done = DispatchSemaphore(value: 0)
-    Task {
+    Task.detached {
         do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
         done.signal()
     }
