@@ -62,13 +62,15 @@ struct ChildProcessAsyncTests {
         }
     }
 
-    @Test("cancelling the task that holds ChildProcess.run ends the child with SIGTERM, within the grace period")
-    func cancelledScopeTerminates() async throws {
+    /// Starts `entry` (which says "ready", then waits) in `ChildProcess.run`, in a
+    /// task; cancels the task once the child is ready. Returns the child and how long
+    /// the cancelled task took to end.
+    func cancelScoped(_ entry: String, gracePeriod: Duration) async throws -> (child: ChildProcess, elapsed: Duration) {
         let (mine, theirs) = try Connection.pipe()
         let started = Slot()
         let clock = ContinuousClock()
         let task = Task {
-            try await ChildProcess.run(executable: helper, entry: "wait-forever", argument: theirs, gracePeriod: .seconds(60)) { child in
+            try await ChildProcess.run(executable: helper, entry: entry, argument: theirs, gracePeriod: gracePeriod) { child in
                 theirs.close()
                 started.child = child
                 try await Task.sleep(for: .seconds(3600))
@@ -78,32 +80,22 @@ struct ChildProcessAsyncTests {
         let cancelled = clock.now
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
-        #expect(clock.now - cancelled < .seconds(20), "the child outlived SIGTERM")
-        let child = try #require(started.child)
+        return (try #require(started.child), clock.now - cancelled)
+    }
+
+    @Test("cancelling the task that holds ChildProcess.run ends the child with SIGTERM, within the grace period")
+    func cancelledScopeTerminates() async throws {
+        let (child, elapsed) = try await cancelScoped("wait-forever", gracePeriod: .seconds(60))
+        #expect(elapsed < .seconds(20), "the child outlived SIGTERM")
         #expect(child.termination == .signaled(SIGTERM))
         #expect(!child.isAlive)
     }
 
     @Test("a child that ignores SIGTERM is killed once the grace period is over")
     func ignoredTerminateIsKilled() async throws {
-        let (mine, theirs) = try Connection.pipe()
-        let started = Slot()
-        let clock = ContinuousClock()
-        let task = Task {
-            try await ChildProcess.run(executable: helper, entry: "ignore-terminate", argument: theirs, gracePeriod: .milliseconds(500)) { child in
-                theirs.close()
-                started.child = child
-                try await Task.sleep(for: .seconds(3600))
-            }
-        }
-        try await expectReady(mine)
-        let cancelled = clock.now
-        task.cancel()
-        await #expect(throws: CancellationError.self) { try await task.value }
-        let elapsed = clock.now - cancelled
+        let (child, elapsed) = try await cancelScoped("ignore-terminate", gracePeriod: .milliseconds(500))
         #expect(elapsed >= .milliseconds(450), "killed before the grace period was over")
         #expect(elapsed < .seconds(20))
-        let child = try #require(started.child)
         #expect(child.termination == .signaled(SIGKILL))
     }
 
