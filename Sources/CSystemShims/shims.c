@@ -124,3 +124,7 @@ int swiftmp_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int max, int 
 int swiftmp_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
+
+int swiftmp_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}

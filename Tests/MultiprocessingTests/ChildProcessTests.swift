@@ -72,6 +72,22 @@ struct ChildProcessTests {
         }
     }
 
+    @Test("a child reaped by another wait gets no signal: terminate() and kill() go through its pidfd, which no reused pid can answer")
+    func signalsAfterAnotherWaitReaped() throws {
+        let (mine, theirs) = try Connection.pipe()
+        let child = try ChildProcess.start(executable: helper, entry: "wait-forever", argument: theirs)
+        theirs.close()
+        #expect(try mine.receive(String.self, timeout: .seconds(30)) == "ready")
+        // Someone else reaps it (a waitpid of another library): the object does not know.
+        Glibc.kill(child.pid, SIGKILL)
+        var status: Int32 = 0
+        #expect(waitpid(child.pid, &status, 0) == child.pid)
+        // Its pid is free for another process now. Signalling the pid would fail with
+        // ESRCH here, or reach that other process; through the pidfd it is nothing.
+        try child.terminate()
+        try child.kill()
+    }
+
     @Test("a child has only stdin, stdout, stderr and the descriptors it was handed")
     func descriptors() throws {
         let (mine, theirs) = try Connection.pipe()

@@ -43,6 +43,9 @@ int swiftmp_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 int swiftmp_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int max, int timeout_ms);
 /// pidfd_open(pid, 0): a descriptor readable once the process has ended (Linux 5.3).
 int swiftmp_pidfd_open(pid_t pid);
+/// pidfd_send_signal(pidfd, sig, NULL, 0): a signal to that process only, never to
+/// one that took its pid after it was reaped (Linux 5.1).
+int swiftmp_pidfd_send_signal(int pidfd, int sig);
 
 // MARK: A queue's shared segment (see _Ring.swift, which owns the protocol)
 

@@ -200,6 +200,12 @@ func _signal(_ pid: pid_t, _ signal: CInt) throws(Errno) {
     _ = try _retrying { Glibc.kill(pid, signal) }
 }
 
+/// Sends a signal to the process a pidfd names (ESRCH once it has been reaped).
+/// The corresponding C function is `pidfd_send_signal`.
+func _signal(pidDescriptor: FileDescriptor, _ signal: CInt) throws(Errno) {
+    _ = try _retrying { swiftmp_pidfd_send_signal(pidDescriptor.rawValue, signal) }
+}
+
 /// Opens a file for reading, close-on-exec. The corresponding C function is `open`.
 func _openReadOnly(_ path: String) throws(Errno) -> FileDescriptor {
     FileDescriptor(rawValue: try _retrying { open(path, O_RDONLY | O_CLOEXEC) })

@@ -50,9 +50,20 @@ public final class ChildProcess: Sendable {
     /// The child's process ID.
     public let pid: pid_t
     private let ended = Mutex<Termination?>(nil)
+    /// A pidfd, opened as soon as the child was started, that `terminate()` and
+    /// `kill()` signal through: such a signal reaches this child or no process, even
+    /// if something else (a `waitpid(-1)` elsewhere) reaped it and its pid was
+    /// reused. Closed when the child is reaped; nil where pidfd_open failed (then
+    /// the pid is signalled, as before).
+    private let signalHandle: Mutex<FileDescriptor?>
 
     init(pid: pid_t) {
         self.pid = pid
+        signalHandle = Mutex(try? _pidDescriptor(pid))
+    }
+
+    deinit {
+        if let handle = signalHandle.withLock({ $0.take() }) { _close(handle) }
     }
 
     /// How it ended, once `join` or `isAlive` has seen it end.
@@ -94,8 +105,15 @@ public final class ChildProcess: Sendable {
     public func kill() throws { try send(SIGKILL) }
 
     private func send(_ signal: CInt) throws {
-        guard termination == nil else { return }  // reaped: its pid may belong to another process now
-        try _signal(pid, signal)
+        try signalHandle.withLock { (handle) throws(Errno) in
+            guard termination == nil else { return }  // reaped: its pid may belong to another process now
+            guard let handle else { return try _signal(pid, signal) }
+            do throws(Errno) {
+                try _signal(pidDescriptor: handle, signal)
+            } catch where error == .noSuchProcess {
+                return  // reaped by another wait: ended already
+            }
+        }
     }
 
     /// The termination, reaping the child if it ended; `nil` while it runs.
@@ -122,6 +140,7 @@ public final class ChildProcess: Sendable {
         guard let status = try _reap(pid, block: block) else { return nil }
         let termination = Termination(status: status)
         ended.withLock { $0 = termination }
+        if let handle = signalHandle.withLock({ $0.take() }) { _close(handle) }  // no signal can be sent now
         return termination
     }
 }
