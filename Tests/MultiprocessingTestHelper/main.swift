@@ -177,7 +177,20 @@ let entries: [any ChildProcessEntry] = [
     ChildProcess.Entry("send-numbers") { (work: Numbers) in
         for value in 0..<work.count { try work.connection.send(value) }
     },
-]
+    // Runs a pool of 2 workers, sends their pids, gives each a task that hangs, and
+    // waits: the test kills this process and looks for the workers.
+    ChildProcess.Entry("pool-parent") { (work: PoolParent) in
+        let pool = try ProcessPool(workers: 2, executable: work.executable)
+        var pids: Set<Int32> = []
+        while pids.count < 2 {
+            let pid = try pool.run(PoolTasks.sleep, 0.05)
+            pids.insert(pid)
+        }
+        for _ in 0..<2 { Thread.detachNewThread { _ = try? pool.run(PoolTasks.sleep, 3600) } }
+        try work.connection.send(pids.sorted())
+        while true { pause() }
+    },
+] + PoolTasks.all
 
 try ChildProcess.bootstrap(entries)
 print("MultiprocessingTestHelper: the child program of the Multiprocessing tests; run by them, not by hand.")

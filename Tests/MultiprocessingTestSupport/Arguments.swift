@@ -147,3 +147,51 @@ public struct Numbers: Codable, Sendable {
     public var count: Int
     public init(connection: Connection, count: Int) { (self.connection, self.count) = (connection, count) }
 }
+
+/// The pool tasks the helper registers (Tests/MultiprocessingTestHelper), shared so
+/// that the tests call them by the same names and types.
+public enum PoolTasks {
+    public static let addOne = ProcessPool.Task("pool-add-one") { (x: Int) in x + 1 }
+    public static let pid = ProcessPool.Task("pool-pid") { (_: Int) in getpid() }
+    /// Sleeps `seconds`, then returns its pid.
+    public static let sleep = ProcessPool.Task("pool-sleep") { (seconds: Double) -> Int32 in
+        usleep(UInt32(seconds * 1_000_000))
+        return getpid()
+    }
+    /// Ends its own worker with `signal`, mid-task.
+    public static let killSelf = ProcessPool.Task("pool-kill-self") { (signal: Int32) -> Int in
+        raise(signal)
+        return 0
+    }
+    /// A real segmentation fault: a store to address 16.
+    public static let segfault = ProcessPool.Task("pool-segfault") { (_: Int) -> Int in
+        UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
+        return 0
+    }
+    public static let fail = ProcessPool.Task("pool-fail") { (message: String) -> Int in
+        throw PoolTestFailure(message: message)
+    }
+    /// SIGKILLs itself the first time (when the file `marker` does not exist yet, it
+    /// makes it); returns 42 the next.
+    public static let crashOnce = ProcessPool.Task("pool-crash-once") { (marker: String) -> Int in
+        if access(marker, F_OK) != 0 {
+            close(open(marker, O_CREAT | O_WRONLY, 0o600))
+            raise(SIGKILL)
+        }
+        return 42
+    }
+
+    public static let all: [any ChildProcessEntry] = [addOne, pid, sleep, killSelf, segfault, fail, crashOnce]
+}
+
+public struct PoolTestFailure: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { "deliberate: \(message)" }
+}
+
+/// A process that runs a pool of its own and reports its workers' pids.
+public struct PoolParent: Codable, Sendable {
+    public var connection: Connection
+    public var executable: String
+    public init(connection: Connection, executable: String) { (self.connection, self.executable) = (connection, executable) }
+}

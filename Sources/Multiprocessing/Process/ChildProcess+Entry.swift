@@ -42,7 +42,9 @@ extension ChildProcess {
         guard arguments.count >= 4, arguments[1] == childFlag else { return }
         let name = arguments[2]
         let program = arguments[0].split(separator: "/").last.map(String.init) ?? "child"
-        guard let entry = entries.first(where: { $0.name == name }) else {
+        let isPoolWorker = name == ProcessPool.workerEntryName
+        let entry = entries.first(where: { $0.name == name })
+        guard isPoolWorker || entry != nil else {
             fail("\(program): no child process entry is named '\(name)' (entries: \(entries.map(\.name)))", code: 2)
         }
         guard let count = Int(arguments[3]), count >= 0, count < 4096 else {
@@ -57,8 +59,17 @@ extension ChildProcess {
             fail("\(program): cannot read the argument of '\(name)': \(error)", code: 2)
         }
         let handles = _HandleTable(childDescriptors: (0..<count).map { argumentDescriptor + 1 + CInt($0) })
+        if isPoolWorker {
+            // A pool's worker: it runs the pool tasks among `entries`, until the pool lets it go.
+            let decoder = MessagePackDecoder()
+            decoder.userInfo[_HandleTable.key] = handles
+            guard let start = try? decoder.decode(ProcessPool.WorkerStart.self, from: bytes) else {
+                fail("\(program): cannot read the argument of a pool worker", code: 2)
+            }
+            ProcessPool.runWorker(start, tasks: entries)
+        }
         do {
-            try entry._run(argument: bytes, handles: handles)
+            try entry?._run(argument: bytes, handles: handles)
         } catch {
             fail("\(program): child process entry '\(name)' failed: \(error)", code: 1)
         }

@@ -1,0 +1,115 @@
+import Glibc
+import MessagePack
+import SystemPackage
+
+extension ProcessPool {
+    /// A function a pool's workers run, registered by name in `ChildProcess.bootstrap`
+    /// beside the entries, with a typed input and output (any `Codable` values).
+    ///
+    /// ```swift
+    /// let thumbnail = ProcessPool.Task("thumbnail") { (image: Image) throws -> Thumbnail in … }
+    /// try ChildProcess.bootstrap([thumbnail])
+    /// ```
+    public struct Task<Input: Codable & Sendable, Output: Codable & Sendable>: ChildProcessEntry, _PoolTaskBody {
+        public let name: String
+        let body: @Sendable (Input) throws -> Output
+
+        /// - Parameters:
+        ///   - name: How the pool names the task to its workers; unique in a program.
+        ///   - body: The work, run in a worker process. What it throws reaches the
+        ///     caller as `ProcessPoolError.taskFailed`, with the error's type and description.
+        public init(_ name: String, _ body: @escaping @Sendable (Input) throws -> Output) {
+            self.name = name
+            self.body = body
+        }
+
+        /// A task is not a child's entry of its own: a pool's workers run it.
+        public func _run(argument: [UInt8], handles: _HandleTable) throws {
+            throw ProcessPoolError(.unknownTask, "'\(name)' is a pool task: a ProcessPool's workers run it, not ChildProcess.start")
+        }
+
+        func perform(_ input: [UInt8]) throws -> [UInt8] {
+            try MessagePackEncoder().encode(body(MessagePackDecoder().decode(Input.self, from: input)))
+        }
+    }
+
+    /// The entry name a worker is started with; `bootstrap` runs the worker loop for it.
+    static let workerEntryName = "swift-multiprocessing.pool-worker"
+
+    /// What a worker is started with: its connection to the pool, and the pool's pid
+    /// (a worker whose parent is no longer that process ends).
+    struct WorkerStart: Codable, Sendable {
+        var connection: Connection
+        var parent: Int32
+    }
+
+    /// The worker: takes requests from its connection one at a time, runs the task
+    /// named, and sends back its output or its error, until end of file (the pool
+    /// closed the connection, or ended). A thread of its own waits on a pidfd of the
+    /// parent and exits the process when the parent ends, even mid-task, so no
+    /// worker outlives the pool's process. (Not PR_SET_PDEATHSIG: that fires when
+    /// the parent's *thread* that spawned the worker ends, and the pool spawns from
+    /// threads of Swift's pool, which come and go.)
+    static func runWorker(_ start: WorkerStart, tasks: [any ChildProcessEntry]) -> Never {
+        watchParent(start.parent)
+        let bodies = tasks.compactMap { $0 as? any _PoolTaskBody }
+        while true {
+            let request: _PoolRequest
+            do { request = try start.connection.receive(_PoolRequest.self) } catch { _exit(code: 0) }
+            var reply = _PoolReply(id: request.id)
+            if let task = bodies.first(where: { $0.name == request.task }) {
+                do {
+                    reply.output = try task.perform(request.input)
+                } catch {
+                    reply.error = _PoolReply.Failure(type: String(reflecting: Swift.type(of: error)), description: String(describing: error))
+                }
+            } else {
+                reply.error = _PoolReply.Failure(type: "unknownTask", description: "this worker has no task named '\(request.task)' (tasks: \(bodies.map(\.name)))")
+            }
+            do { try start.connection.send(reply) } catch { _exit(code: 0) }
+        }
+    }
+}
+
+extension ProcessPool {
+    /// Exits this process when `parent` ends: a thread waits on a pidfd of it. If the
+    /// parent is already gone (its pidfd cannot be had, or this process was
+    /// re-parented), exits now.
+    static func watchParent(_ parent: Int32) {
+        guard let handle = try? _pidDescriptor(parent), getppid() == parent else { _exit(code: 0) }
+        let context = UnsafeMutableRawPointer(bitPattern: UInt(UInt32(bitPattern: handle.rawValue)) + 1)
+        var thread = pthread_t()
+        let started = pthread_create(&thread, nil, { context in
+            let fd = FileDescriptor(rawValue: CInt(truncatingIfNeeded: Int(bitPattern: context) - 1))
+            while (try? _pollReadable([fd], deadline: nil))?.first != true {}
+            _exit(code: 0)
+        }, context)
+        if started != 0 { _exit(code: 0) }  // a worker that cannot watch must not run unwatched
+        pthread_detach(thread)
+    }
+}
+
+/// A pool task, seen by the worker loop without its types.
+protocol _PoolTaskBody: Sendable {
+    var name: String { get }
+    func perform(_ input: [UInt8]) throws -> [UInt8]
+}
+
+/// Pool → worker: run `task` on `input` (its MessagePack bytes), as request `id`.
+/// One frame on the worker's connection, a map {"id", "task", "input"} (see the README's protocol).
+struct _PoolRequest: Codable, Sendable {
+    var id: UInt64
+    var task: String
+    var input: [UInt8]
+}
+
+/// Worker → pool: request `id`'s output (MessagePack bytes), or its error.
+struct _PoolReply: Codable, Sendable {
+    struct Failure: Codable, Sendable {
+        var type: String
+        var description: String
+    }
+    var id: UInt64
+    var output: [UInt8]?
+    var error: Failure?
+}

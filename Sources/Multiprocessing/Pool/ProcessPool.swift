@@ -1,0 +1,484 @@
+import Dispatch
+import Glibc
+import MessagePack
+import Synchronization
+import SystemPackage
+
+/// Typed tasks on worker processes: Python's `Pool` and `ProcessPoolExecutor`,
+/// without their failure modes.
+///
+/// ```swift
+/// let square = ProcessPool.Task("square") { (x: Int) in x * x }
+/// try ChildProcess.bootstrap([square])               // in a worker: runs tasks, then exits
+/// try await withProcessPool(workers: 4) { pool in
+///     print(try await pool.run(square, 7))            // 49
+///     for try await y in pool.map(square, 1...100) { print(y) }
+/// }
+/// ```
+///
+/// Each worker is a child process running this executable (or `executable`),
+/// with one duplex `Connection` to the pool, and holds one task at a time; the pool
+/// knows which. So a worker that dies mid-task (a signal, a crash in native code,
+/// the OOM killer) fails that task alone, with `ProcessPoolError.workerDied`
+/// naming the worker and how it ended, or retries it (`retries`); a new worker
+/// takes its place and every other task goes on. A task past its timeout has its
+/// worker killed and replaced, and fails `.timedOut`. Cancelling the Swift task
+/// that awaits a pool task cancels it: a waiting one is dropped, a running one's
+/// worker is stopped (SIGTERM, then SIGKILL after `gracePeriod`) and replaced.
+/// No worker outlives the pool's process: each watches its parent through a pidfd
+/// and exits the moment it ends, even in the middle of a task, and ends at end of
+/// file on its connection.
+public final class ProcessPool: Sendable {
+    /// How many workers run at once.
+    public let workerCount: Int
+    /// Tasks a worker runs before it is replaced (nil: no limit; Python's `maxtasksperchild`).
+    public let tasksPerWorker: Int?
+    /// The timeout of a task that names none (nil: none).
+    public let defaultTimeout: Duration?
+    /// How many times a task whose worker died is run again before it fails.
+    public let retries: Int
+    /// How long a worker stopped for a cancelled task has between SIGTERM and SIGKILL.
+    public let gracePeriod: Duration
+    private let executable: String
+    private let state = Mutex(State())
+    private let encoder = MessagePackEncoder()
+    private let decoder = MessagePackDecoder()
+
+    private struct Job {
+        let id: UInt64
+        let task: String
+        let input: [UInt8]
+        let timeout: Duration?
+        var triesLeft: Int
+        let continuation: CheckedContinuation<[UInt8], any Error>
+        /// Why the pool itself ended the job's worker, if it did.
+        var ending: Ending?
+    }
+
+    private enum Ending { case timedOut, cancelled, stopped }
+
+    private final class Worker: Sendable {
+        let id: Int
+        let child: ChildProcess
+        let connection: Connection
+        init(id: Int, child: ChildProcess, connection: Connection) {
+            (self.id, self.child, self.connection) = (id, child, connection)
+        }
+    }
+
+    private struct State {
+        var workers: [Int: Worker] = [:]
+        var idle: [Int] = []
+        /// Tasks each worker has finished.
+        var finished: [Int: Int] = [:]
+        /// Jobs waiting for a worker, first first: `pending[pendingStart...]`.
+        var pending: [Job] = []
+        var pendingStart = 0
+        /// Jobs on a worker, and which job each busy worker holds.
+        var running: [UInt64: Job] = [:]
+        var busy: [Int: UInt64] = [:]
+        /// Jobs cancelled before they were queued (the handler ran first).
+        var cancelledEarly: Set<UInt64> = []
+        var nextWorker = 0
+        var nextJob: UInt64 = 0
+        var closed = false
+        /// `shutdown()` calls waiting for every job to end.
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+
+        var hasWork: Bool { pendingStart < pending.count || !running.isEmpty }
+
+        mutating func popPending() -> Job? {
+            guard pendingStart < pending.count else { return nil }
+            let job = pending[pendingStart]
+            pendingStart += 1
+            if pendingStart == pending.count {
+                pending.removeAll(keepingCapacity: true)
+                pendingStart = 0
+            } else if pendingStart >= 1024 && pendingStart * 2 >= pending.count {
+                pending.removeFirst(pendingStart)
+                pendingStart = 0
+            }
+            return job
+        }
+
+        mutating func removePending(_ id: UInt64) -> Job? {
+            guard let index = pending[pendingStart...].firstIndex(where: { $0.id == id }) else { return nil }
+            return pending.remove(at: index)
+        }
+    }
+
+    /// Starts `workers` worker processes.
+    /// - Parameters:
+    ///   - workers: How many (default: the number of cores).
+    ///   - tasksPerWorker: Tasks a worker runs before it is replaced (nil: no limit).
+    ///   - timeout: The timeout of tasks that name none (nil: none).
+    ///   - retries: How many times a task whose worker died is run again (default 0).
+    ///   - gracePeriod: Between SIGTERM and SIGKILL for a worker stopped for a cancelled task.
+    ///   - executable: The workers' program, whose `main` calls `ChildProcess.bootstrap`
+    ///     with the tasks (default: this executable).
+    /// - Throws: `ProcessPoolError.system` if a worker cannot be started.
+    public init(
+        workers: Int = ProcessPool.defaultWorkerCount, tasksPerWorker: Int? = nil, timeout: Duration? = nil,
+        retries: Int = 0, gracePeriod: Duration = .seconds(5), executable: String = "/proc/self/exe"
+    ) throws {
+        self.workerCount = Swift.max(1, workers)
+        self.tasksPerWorker = tasksPerWorker.map { Swift.max(1, $0) }
+        self.defaultTimeout = timeout
+        self.retries = Swift.max(0, retries)
+        self.gracePeriod = gracePeriod
+        self.executable = executable
+        for _ in 0..<workerCount { try startWorker() }
+    }
+
+    /// The number of cores.
+    public static var defaultWorkerCount: Int { Swift.max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    // MARK: Calls
+
+    /// Runs `task` on `input` in a worker and returns its output.
+    /// - Throws: `ProcessPoolError` (`.taskFailed` with the thrown error's type and
+    ///   description, `.workerDied`, `.timedOut`, `.shutDown`, `.unknownTask`);
+    ///   `EncodingError`/`DecodingError` for the input and output;
+    ///   `CancellationError` when the awaiting task is cancelled.
+    public func run<Input, Output>(_ task: Task<Input, Output>, _ input: Input, timeout: Duration? = nil) async throws -> Output {
+        let bytes = try encoder.encode(input)
+        let output = try await submit(task.name, bytes, timeout: timeout ?? defaultTimeout)
+        return try decoder.decode(Output.self, from: output)
+    }
+
+    /// `run` for synchronous callers: blocks this thread (never call it from async code).
+    public func run<Input, Output>(_ task: Task<Input, Output>, _ input: Input, timeout: Duration? = nil) throws -> Output {
+        let result = _BlockingResult<Output>()
+        let done = DispatchSemaphore(value: 0)
+        _Concurrency.Task.detached {
+            do { result.set(.success(try await self.run(task, input, timeout: timeout))) } catch { result.set(.failure(error)) }
+            done.signal()
+        }
+        done.wait()
+        return try result.get()
+    }
+
+    /// The outputs of `task` on each input, in the inputs' order (Python's `map`). It
+    /// throws at the first failure, and ends the tasks not yet done. All inputs are
+    /// queued at once; the workers take them in order.
+    public func map<Input, Output>(_ task: Task<Input, Output>, _ inputs: some Sequence<Input>) -> AsyncThrowingStream<Output, any Error> {
+        let inputs = Array(inputs)
+        return AsyncThrowingStream { continuation in
+            let producer = _Concurrency.Task {
+                do {
+                    try await withThrowingTaskGroup(of: (Int, Output).self) { group in
+                        for (index, input) in inputs.enumerated() {
+                            group.addTask { (index, try await self.run(task, input)) }
+                        }
+                        var early: [Int: Output] = [:]
+                        var next = 0
+                        for try await (index, output) in group {
+                            early[index] = output
+                            while let output = early.removeValue(forKey: next) {
+                                continuation.yield(output)
+                                next += 1
+                            }
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in producer.cancel() }
+        }
+    }
+
+    /// One input's outcome, from `mapUnordered`.
+    public struct Completion<Output: Sendable>: Sendable {
+        /// The input's position in the sequence given.
+        public let index: Int
+        /// Its output, or its error.
+        public let result: Result<Output, any Error>
+    }
+
+    /// Each input's outcome as it finishes (Python's `imap_unordered`, with the
+    /// failures as values: one failure ends nothing).
+    public func mapUnordered<Input, Output>(_ task: Task<Input, Output>, _ inputs: some Sequence<Input>) -> AsyncStream<Completion<Output>> {
+        let inputs = Array(inputs)
+        return AsyncStream { continuation in
+            let producer = _Concurrency.Task {
+                await withTaskGroup(of: Completion<Output>.self) { group in
+                    for (index, input) in inputs.enumerated() {
+                        group.addTask {
+                            do { return Completion(index: index, result: .success(try await self.run(task, input))) } catch {
+                                return Completion(index: index, result: .failure(error))
+                            }
+                        }
+                    }
+                    for await completion in group { continuation.yield(completion) }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in producer.cancel() }
+        }
+    }
+
+    // MARK: Shutting down
+
+    /// Ends the pool: no task is taken any more. `drain` (the default): the tasks
+    /// queued and running finish first. Otherwise they fail `.shutDown` and the
+    /// workers are killed. Returns once every worker has ended.
+    public func shutdown(drain: Bool = true) async {
+        var failed: [CheckedContinuation<[UInt8], any Error>] = []
+        var stopping: [Worker] = []
+        let waitForDrain = state.withLock { state -> Bool in
+            state.closed = true
+            guard !drain else { return state.hasWork }
+            while let job = state.popPending() { failed.append(job.continuation) }
+            for (id, job) in state.running {
+                state.running[id]?.ending = .stopped
+                _ = job
+            }
+            stopping = state.busy.keys.compactMap { state.workers[$0] }
+            return false
+        }
+        for continuation in failed { continuation.resume(throwing: ProcessPoolError.shutDown) }
+        for worker in stopping { try? worker.child.kill() }
+        if waitForDrain {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    guard state.hasWork else { return true }
+                    state.drainWaiters.append(continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+        // End of file on each connection ends each worker; wait for all of them.
+        while true {
+            let workers = state.withLock { Array($0.workers.values) }
+            if workers.isEmpty { break }
+            for worker in workers {
+                worker.connection.close()
+                _ = try? await worker.child.join()
+            }
+            await _Concurrency.Task.yield()
+        }
+    }
+
+    // MARK: The supervisor
+
+    private func startWorker() throws {
+        let (mine, theirs) = try Connection.pipe()
+        defer { theirs.close() }  // the worker has its own copy
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.start(
+                executable: executable, entry: Self.workerEntryName,
+                argument: WorkerStart(connection: theirs, parent: getpid()))
+        } catch {
+            mine.close()
+            throw ProcessPoolError(.system, "cannot start a worker: \(error)")
+        }
+        let worker = state.withLock { state -> Worker in
+            state.nextWorker += 1
+            let worker = Worker(id: state.nextWorker, child: child, connection: mine)
+            state.workers[worker.id] = worker
+            state.idle.append(worker.id)
+            return worker
+        }
+        _Concurrency.Task { await self.read(worker) }
+    }
+
+    /// Queues a job and waits for its output.
+    private func submit(_ task: String, _ input: [UInt8], timeout: Duration?) async throws -> [UInt8] {
+        let id = state.withLock { state -> UInt64 in
+            state.nextJob += 1
+            return state.nextJob
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
+                let refusal = state.withLock { state -> (any Error)? in
+                    if state.closed { return ProcessPoolError.shutDown }
+                    if state.cancelledEarly.remove(id) != nil { return CancellationError() }
+                    state.pending.append(Job(id: id, task: task, input: input, timeout: timeout, triesLeft: retries, continuation: continuation))
+                    return nil
+                }
+                if let refusal { continuation.resume(throwing: refusal) } else { dispatch() }
+            }
+        } onCancel: {
+            cancel(id)
+        }
+    }
+
+    /// Gives waiting jobs to idle workers.
+    private func dispatch() {
+        var sends: [(Worker, Job)] = []
+        state.withLock { state in
+            while let worker = state.idle.first, state.pendingStart < state.pending.count {
+                state.idle.removeFirst()
+                guard let holder = state.workers[worker], let job = state.popPending() else { continue }
+                state.running[job.id] = job
+                state.busy[worker] = job.id
+                sends.append((holder, job))
+            }
+        }
+        for (worker, job) in sends {
+            do {
+                try worker.connection.send(_PoolRequest(id: job.id, task: job.task, input: job.input))
+            } catch {
+                // It cannot be spoken to: it is ended, and its reader handles the job as a death.
+                try? worker.child.kill()
+                continue
+            }
+            if let timeout = job.timeout {
+                _Concurrency.Task { [weak self] in
+                    try? await _Concurrency.Task.sleep(for: timeout)
+                    self?.end(job.id, on: worker, because: .timedOut)
+                }
+            }
+        }
+    }
+
+    /// Ends the worker running job `id` (if it still does), saying why.
+    private func end(_ id: UInt64, on worker: Worker, because ending: Ending) {
+        let holds = state.withLock { state -> Bool in
+            guard state.busy[worker.id] == id else { return false }
+            state.running[id]?.ending = ending
+            return true
+        }
+        guard holds else { return }
+        if ending == .cancelled {
+            // SIGTERM, then SIGKILL after the grace period if it is still there.
+            try? worker.child.terminate()
+            let grace = gracePeriod
+            _Concurrency.Task {
+                if try await worker.child.join(timeout: grace) == nil { try? worker.child.kill() }
+            }
+        } else {
+            try? worker.child.kill()
+        }
+    }
+
+    private func cancel(_ id: UInt64) {
+        let (waiting, worker) = state.withLock { state -> (Job?, Worker?) in
+            if let job = state.removePending(id) { return (job, nil) }
+            if let worker = state.busy.first(where: { $0.value == id })?.key { return (nil, state.workers[worker]) }
+            if state.running[id] == nil { state.cancelledEarly.insert(id) }
+            return (nil, nil)
+        }
+        waiting?.continuation.resume(throwing: CancellationError())
+        if let worker { end(id, on: worker, because: .cancelled) }
+    }
+
+    /// A worker's replies, until its connection ends; then it is replaced.
+    private func read(_ worker: Worker) async {
+        while true {
+            guard let bytes = try? await worker.connection.receiveBytes(),
+                  let reply = try? decoder.decode(_PoolReply.self, from: bytes) else { break }
+            var retire = false
+            let job = state.withLock { state -> Job? in
+                guard state.busy[worker.id] == reply.id else { return nil }
+                state.busy[worker.id] = nil
+                state.finished[worker.id, default: 0] += 1
+                if let quota = tasksPerWorker, state.finished[worker.id, default: 0] >= quota {
+                    retire = true
+                } else {
+                    state.idle.append(worker.id)
+                }
+                return state.running.removeValue(forKey: reply.id)
+            }
+            if let job {
+                if let output = reply.output {
+                    job.continuation.resume(returning: output)
+                } else {
+                    let failure = reply.error ?? .init(type: "unknown", description: "the worker sent neither an output nor an error")
+                    job.continuation.resume(throwing: failure.type == "unknownTask"
+                        ? ProcessPoolError(.unknownTask, failure.description, worker: worker.id)
+                        : ProcessPoolError(.taskFailed, "\(failure.type): \(failure.description)", worker: worker.id, remoteType: failure.type))
+                }
+            }
+            wakeDrainWaiters()
+            if retire {
+                worker.connection.close()  // it ends at end of file; replaced below
+                break
+            }
+            dispatch()
+        }
+        await died(worker)
+    }
+
+    /// A worker ended (killed, crashed, retired, or let go): its job fails or is
+    /// retried, and another worker takes its place unless the pool is done.
+    private func died(_ worker: Worker) async {
+        worker.connection.close()
+        let termination = try? await worker.child.join()
+        var failure: (CheckedContinuation<[UInt8], any Error>, any Error)?
+        let replace = state.withLock { state -> Bool in
+            state.workers[worker.id] = nil
+            state.idle.removeAll { $0 == worker.id }
+            state.finished[worker.id] = nil
+            if let id = state.busy.removeValue(forKey: worker.id), var job = state.running.removeValue(forKey: id) {
+                switch job.ending {
+                case .timedOut?:
+                    failure = (job.continuation, ProcessPoolError(.timedOut, "the task '\(job.task)' ran past its timeout of \(job.timeout.map { "\($0)" } ?? "?"); worker \(worker.id) was killed", worker: worker.id))
+                case .cancelled?:
+                    failure = (job.continuation, CancellationError())
+                case .stopped?:
+                    failure = (job.continuation, ProcessPoolError(.shutDown, "the pool was stopped while the task '\(job.task)' ran", worker: worker.id))
+                case nil where job.triesLeft > 0 && !state.closed:
+                    job.triesLeft -= 1
+                    state.pending.insert(job, at: state.pendingStart)  // first in line
+                case nil:
+                    let how = termination.map { "\($0)" } ?? "in a way that could not be learned"
+                    failure = (job.continuation, ProcessPoolError(
+                        .workerDied, "worker \(worker.id) (pid \(worker.child.pid)) running the task '\(job.task)' \(how)",
+                        worker: worker.id, termination: termination))
+                }
+            }
+            return !state.closed || state.hasWork
+        }
+        if let (continuation, error) = failure { continuation.resume(throwing: error) }
+        if replace {
+            do { try startWorker() } catch {
+                _writeStandardError("swift-multiprocessing: a pool worker could not be replaced: \(error)")
+            }
+        }
+        wakeDrainWaiters()
+        dispatch()
+    }
+
+    private func wakeDrainWaiters() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard !state.hasWork else { return [] }
+            defer { state.drainWaiters.removeAll() }
+            return state.drainWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// Runs `body` with a new pool, then shuts it down: draining when `body` returns,
+/// stopping (queued and running tasks fail, workers killed) when it throws.
+public func withProcessPool<Result>(
+    workers: Int = ProcessPool.defaultWorkerCount, tasksPerWorker: Int? = nil, timeout: Duration? = nil,
+    retries: Int = 0, gracePeriod: Duration = .seconds(5), executable: String = "/proc/self/exe",
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (ProcessPool) async throws -> Result
+) async throws -> Result {
+    let pool = try ProcessPool(
+        workers: workers, tasksPerWorker: tasksPerWorker, timeout: timeout, retries: retries,
+        gracePeriod: gracePeriod, executable: executable)
+    do {
+        let result = try await body(pool)
+        await pool.shutdown()
+        return result
+    } catch {
+        await pool.shutdown(drain: false)
+        throw error
+    }
+}
+
+/// A blocking call's result, set by the task it waits for.
+final class _BlockingResult<Value>: @unchecked Sendable {
+    // @unchecked: set once before the semaphore is signalled, read after the wait.
+    private var value: Result<Value, any Error>?
+    func set(_ result: Result<Value, any Error>) { value = result }
+    func get() throws -> Value { try value!.get() }
+}

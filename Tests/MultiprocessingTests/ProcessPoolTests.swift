@@ -1,0 +1,160 @@
+import Foundation
+import Multiprocessing
+import MultiprocessingTestSupport
+import Testing
+
+/// The process pool, with real worker processes (the helper executable, which
+/// registers `PoolTasks`), under the leak check: every worker is gone after each test.
+@Suite("Process pool", .serialized, .checksLeaks)
+struct ProcessPoolTests {
+    let executable = helper
+
+    @Test("run returns each task's output; 10,000 tiny tasks through map come back correct and in order")
+    func runAndMap() async throws {
+        try await withProcessPool(workers: 2, executable: executable) { (pool) async throws in
+            #expect(try await pool.run(PoolTasks.addOne, 41) == 42)
+            var expected = 1
+            for try await value in pool.map(PoolTasks.addOne, 0..<10_000) {
+                #expect(value == expected)
+                expected += 1
+            }
+            #expect(expected == 10_001)
+            var seen = Set<Int>()
+            for await completion in pool.mapUnordered(PoolTasks.addOne, 0..<500) {
+                #expect(try completion.result.get() == completion.index + 1)
+                seen.insert(completion.index)
+            }
+            #expect(seen == Set(0..<500))
+        }
+    }
+
+    @Test("an error thrown in a task reaches the caller with its type and description; the worker goes on")
+    func thrownError() async throws {
+        try await withProcessPool(workers: 1, executable: executable) { (pool) async throws in
+            let error = await #expect(throws: ProcessPoolError.taskFailed) { try await pool.run(PoolTasks.fail, "no thumbnail") }
+            let failure = try #require(error)
+            #expect(failure.remoteType?.hasSuffix("PoolTestFailure") == true, "\(failure)")
+            #expect(failure.description.contains("deliberate: no thumbnail"))
+            #expect(try await pool.run(PoolTasks.addOne, 1) == 2)
+        }
+    }
+
+    @Test("a worker killed mid-task (SIGKILL, SIGTERM) fails that task alone, naming the worker and the signal; the others finish", arguments: [SIGKILL, SIGTERM])
+    func workerDiesMidTask(_ signal: Int32) async throws {
+        try await withProcessPool(workers: 2, executable: executable) { (pool) async throws in
+            async let others = (0..<20).asyncMap { try await pool.run(PoolTasks.addOne, $0) }
+            let error = await #expect(throws: ProcessPoolError.workerDied) { try await pool.run(PoolTasks.killSelf, signal) }
+            let failure = try #require(error)
+            #expect(failure.termination == .signaled(signal))
+            #expect(failure.worker != nil)
+            #expect(try await others == Array(1...20))
+            // A new worker took its place: the pool still has two.
+            var pids = Set<Int32>()
+            for _ in 0..<20 { pids.insert(try await pool.run(PoolTasks.pid, 0)) }
+            #expect(pids.count == 2)
+        }
+    }
+
+    @Test("a task that really segfaults (a store to address 16) fails with SIGSEGV")
+    func segfault() async throws {
+        try await withProcessPool(workers: 1, executable: executable) { (pool) async throws in
+            let error = await #expect(throws: ProcessPoolError.workerDied) { try await pool.run(PoolTasks.segfault, 0) }
+            let termination = error?.termination
+            #expect(termination == .signaled(SIGSEGV))
+            #expect(try await pool.run(PoolTasks.addOne, 1) == 2)
+        }
+    }
+
+    @Test("a hung task is ended by its timeout: .timedOut, its worker replaced")
+    func timeout() async throws {
+        try await withProcessPool(workers: 1, executable: executable) { (pool) async throws in
+            let start = ContinuousClock.now
+            await #expect(throws: ProcessPoolError.timedOut) { try await pool.run(PoolTasks.sleep, 3600, timeout: .milliseconds(300)) }
+            #expect(ContinuousClock.now - start < .seconds(30))
+            let before = try await pool.run(PoolTasks.pid, 0)
+            #expect(try await pool.run(PoolTasks.addOne, 1) == 2)
+            #expect(try await pool.run(PoolTasks.pid, 0) == before)
+        }
+    }
+
+    @Test("cancelling the awaiting task cancels the pool task: its worker is stopped and replaced, and a queued one never runs")
+    func cancellation() async throws {
+        try await withProcessPool(workers: 1, gracePeriod: .seconds(2), executable: executable) { (pool) async throws in
+            let first = try await pool.run(PoolTasks.pid, 0)
+            let running = Task { try await pool.run(PoolTasks.sleep, 3600) }
+            try await Task.sleep(for: .milliseconds(200))
+            let queued = Task { try await pool.run(PoolTasks.addOne, 1) }
+            try await Task.sleep(for: .milliseconds(100))
+            queued.cancel()
+            await #expect(throws: CancellationError.self) { try await queued.value }
+            let start = ContinuousClock.now
+            running.cancel()
+            await #expect(throws: CancellationError.self) { try await running.value }
+            #expect(ContinuousClock.now - start < .seconds(20))
+            let replacement = try await pool.run(PoolTasks.pid, 0)
+            #expect(replacement != first)
+        }
+    }
+
+    @Test("workers are replaced after their quota of tasks")
+    func quota() async throws {
+        try await withProcessPool(workers: 1, tasksPerWorker: 2, executable: executable) { (pool) async throws in
+            var pids: [Int32] = []
+            for _ in 0..<6 { pids.append(try await pool.run(PoolTasks.pid, 0)) }
+            #expect(pids[0] == pids[1] && pids[2] == pids[3] && pids[4] == pids[5])
+            #expect(Set(pids).count == 3)
+        }
+    }
+
+    @Test("a task whose worker died is run again when retries allow")
+    func retry() async throws {
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("pool-retry-\(UUID())").path
+        defer { unlink(marker) }
+        try await withProcessPool(workers: 1, retries: 1, executable: executable) { (pool) async throws in
+            #expect(try await pool.run(PoolTasks.crashOnce, marker) == 42)
+        }
+    }
+
+    @Test("after shutdown, run throws .shutDown; shutdown without draining fails running tasks")
+    func shutdown() async throws {
+        let pool = try ProcessPool(workers: 1, executable: executable)
+        let running = Task { try await pool.run(PoolTasks.sleep, 3600) }
+        try await Task.sleep(for: .milliseconds(200))
+        await pool.shutdown(drain: false)
+        await #expect(throws: ProcessPoolError.shutDown) { try await running.value }
+        await #expect(throws: ProcessPoolError.shutDown) { try await pool.run(PoolTasks.addOne, 1) }
+    }
+
+    @Test("the pool's process killed: none of its workers is left running, even one in the middle of a task")
+    func parentKilled() async throws {
+        let (mine, theirs) = try Connection.pipe()
+        let parent = try ChildProcess.start(executable: helper, entry: "pool-parent", argument: PoolParent(connection: theirs, executable: executable))
+        theirs.close()
+        let pids = try await mine.receive([Int32].self, timeout: .seconds(60))
+        #expect(pids.count == 2)
+        try parent.kill()
+        #expect(try await parent.join() == .signaled(SIGKILL))
+        let deadline = ContinuousClock.now + .seconds(10)
+        while pids.contains(where: isRunning), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(!pids.contains(where: isRunning), "workers outlived the pool's process: \(pids.filter(isRunning))")
+    }
+
+    /// Whether `pid` is a process that has not ended (a zombie has ended).
+    func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(close, offsetBy: 2)]
+        return state != "Z" && state != "X"
+    }
+}
+
+extension Sequence where Element: Sendable {
+    /// The results of `transform` on each element, in order, one at a time.
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
+    }
+}
