@@ -141,6 +141,50 @@ struct ProcessPoolTests {
         #expect(!pids.contains(where: isRunning), "workers outlived the pool's process: \(pids.filter(isRunning))")
     }
 
+    @Test("a pool of Python workers (Python/swift_multiprocessing_worker.py) runs Python functions on typed Swift values",
+          .enabled(if: pythonWithMsgpack != nil, "python3 with the msgpack package is not installed: make test installs it"))
+    func pythonWorkers() async throws {
+        struct Order: Codable, Sendable, Equatable { var id: Int; var item: String; var quantity: Int }
+        struct Total: Codable, Sendable, Equatable { var id: Int; var items: Int }
+        let total = ProcessPool.Task<Order, Total>("total")
+        let square = ProcessPool.Task<Int, Int>("square")
+        let fail = ProcessPool.Task<String, Int>("fail")
+        let exit = ProcessPool.Task<Int, Int>("exit")
+        let python = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Python").path
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("pool-tasks-\(UUID()).py").path
+        try """
+            import os, sys
+            sys.path.insert(0, \(String(reflecting: python)))
+            from swift_multiprocessing_worker import serve
+
+            def total(order):
+                return {"id": order["id"], "items": order["quantity"] * 2}
+
+            def fail(message):
+                raise ValueError(message)
+
+            serve({"total": total, "square": lambda x: x * x, "fail": fail, "exit": lambda code: os._exit(code)})
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        defer { unlink(script) }
+        try await withProcessPool(workers: 2, executable: "/usr/bin/env", arguments: ["python3", script]) { (pool) async throws in
+            #expect(try await pool.run(total, Order(id: 7, item: "tea", quantity: 3)) == Total(id: 7, items: 6))
+            var expected = 0
+            for try await value in pool.map(square, 0..<200) {
+                #expect(value == expected * expected)
+                expected += 1
+            }
+            #expect(expected == 200)
+            let error = await #expect(throws: ProcessPoolError.taskFailed) { try await pool.run(fail, "no tea") }
+            #expect(error?.remoteType == "ValueError")
+            #expect(error?.description.contains("no tea") == true)
+            let died = await #expect(throws: ProcessPoolError.workerDied) { try await pool.run(exit, 3) }
+            let termination = died?.termination
+            #expect(termination == .exited(3))
+            #expect(try await pool.run(square, 12) == 144)  // a new Python worker took its place
+        }
+    }
+
     /// Whether `pid` is a process that has not ended (a zombie has ended).
     func isRunning(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),

@@ -23,6 +23,15 @@ extension ProcessPool {
             self.body = body
         }
 
+        /// A task whose body another worker program has: a Python worker
+        /// (`Python/swift_multiprocessing_worker.py`) that serves a function by this
+        /// name. Its types say what goes in and what comes back.
+        public init(_ name: String) {
+            self.init(name) { _ in
+                throw ProcessPoolError(.unknownTask, "'\(name)' runs in another worker program, not in this one")
+            }
+        }
+
         /// A task is not a child's entry of its own: a pool's workers run it.
         public func _run(argument: [UInt8], handles: _HandleTable) throws {
             throw ProcessPoolError(.unknownTask, "'\(name)' is a pool task: a ProcessPool's workers run it, not ChildProcess.start")

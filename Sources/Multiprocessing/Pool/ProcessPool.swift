@@ -40,6 +40,9 @@ public final class ProcessPool: Sendable {
     /// How long a worker stopped for a cancelled task has between SIGTERM and SIGKILL.
     public let gracePeriod: Duration
     private let executable: String
+    /// For a worker program that is not a Swift one calling `bootstrap`: its
+    /// arguments (it gets its connection as descriptor 3).
+    private let arguments: [String]?
     private let state = Mutex(State())
     private let encoder = MessagePackEncoder()
     private let decoder = MessagePackDecoder()
@@ -116,10 +119,15 @@ public final class ProcessPool: Sendable {
     ///   - gracePeriod: Between SIGTERM and SIGKILL for a worker stopped for a cancelled task.
     ///   - executable: The workers' program, whose `main` calls `ChildProcess.bootstrap`
     ///     with the tasks (default: this executable).
+    ///   - arguments: For any other worker program, such as a Python one serving its
+    ///     functions with `Python/swift_multiprocessing_worker.py`
+    ///     (`executable: "/usr/bin/env", arguments: ["python3", "tasks.py"]`): its
+    ///     arguments. It gets its connection as descriptor 3.
     /// - Throws: `ProcessPoolError.system` if a worker cannot be started.
     public init(
         workers: Int = ProcessPool.defaultWorkerCount, tasksPerWorker: Int? = nil, timeout: Duration? = nil,
-        retries: Int = 0, gracePeriod: Duration = .seconds(5), executable: String = "/proc/self/exe"
+        retries: Int = 0, gracePeriod: Duration = .seconds(5), executable: String = "/proc/self/exe",
+        arguments: [String]? = nil
     ) throws {
         self.workerCount = Swift.max(1, workers)
         self.tasksPerWorker = tasksPerWorker.map { Swift.max(1, $0) }
@@ -127,6 +135,7 @@ public final class ProcessPool: Sendable {
         self.retries = Swift.max(0, retries)
         self.gracePeriod = gracePeriod
         self.executable = executable
+        self.arguments = arguments
         for _ in 0..<workerCount { try startWorker() }
     }
 
@@ -269,9 +278,13 @@ public final class ProcessPool: Sendable {
         defer { theirs.close() }  // the worker has its own copy
         let child: ChildProcess
         do {
-            child = try ChildProcess.start(
-                executable: executable, entry: Self.workerEntryName,
-                argument: WorkerStart(connection: theirs, parent: getpid()))
+            if let arguments {
+                child = try ChildProcess.start(executable: executable, arguments: arguments, handing: [theirs])
+            } else {
+                child = try ChildProcess.start(
+                    executable: executable, entry: Self.workerEntryName,
+                    argument: WorkerStart(connection: theirs, parent: getpid()))
+            }
         } catch {
             mine.close()
             throw ProcessPoolError(.system, "cannot start a worker: \(error)")
@@ -459,12 +472,13 @@ public final class ProcessPool: Sendable {
 public func withProcessPool<Result>(
     workers: Int = ProcessPool.defaultWorkerCount, tasksPerWorker: Int? = nil, timeout: Duration? = nil,
     retries: Int = 0, gracePeriod: Duration = .seconds(5), executable: String = "/proc/self/exe",
+    arguments: [String]? = nil,
     isolation: isolated (any Actor)? = #isolation,
     _ body: (ProcessPool) async throws -> Result
 ) async throws -> Result {
     let pool = try ProcessPool(
         workers: workers, tasksPerWorker: tasksPerWorker, timeout: timeout, retries: retries,
-        gracePeriod: gracePeriod, executable: executable)
+        gracePeriod: gracePeriod, executable: executable, arguments: arguments)
     do {
         let result = try await body(pool)
         await pool.shutdown()

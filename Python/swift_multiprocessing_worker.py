@@ -1,0 +1,87 @@
+"""A Python worker for swift-multiprocessing's ProcessPool.
+
+The pool starts this program with its connection at descriptor 3 (a duplex Unix
+socket, in Python's multiprocessing.connection framing) and sends one request at
+a time; the worker answers each before it reads the next. Every frame holds one
+MessagePack map (see the README, "Process pool: the worker protocol"):
+
+    request  {"id": int, "task": str, "input": bin}    input: the argument, as MessagePack
+    reply    {"id": int, "output": bin}                 output: the result, as MessagePack
+          or {"id": int, "error": {"type": str, "description": str}}
+
+A worker ends at end of file on its connection (the pool closed it, or died),
+and when the process that started it ends, even in the middle of a task.
+
+Use: a script that registers its functions and serves them,
+
+    from swift_multiprocessing_worker import serve
+
+    def thumbnail(image):
+        ...
+
+    serve({"thumbnail": thumbnail})
+
+and, in Swift, `ProcessPool(executable: "/usr/bin/env", arguments: ["python3", "script.py"])`
+with `ProcessPool.Task<Image, Thumbnail>("thumbnail")` naming it.
+
+Needs the `msgpack` package; standard library otherwise.
+"""
+
+import os
+import select
+import sys
+import threading
+from multiprocessing.connection import Connection
+
+import msgpack
+
+__all__ = ["serve"]
+
+
+def _watch_parent(parent):
+    """Ends this process when `parent` ends (a pidfd where there is one, else polling)."""
+    try:
+        handle = os.pidfd_open(parent)
+    except (AttributeError, OSError):
+        handle = None
+    if os.getppid() != parent:
+        os._exit(0)
+
+    def wait():
+        if handle is not None:
+            select.select([handle], [], [])
+        else:
+            while os.getppid() == parent:
+                threading.Event().wait(0.1)
+        os._exit(0)
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
+def serve(tasks, fd=3):
+    """Runs `tasks` (a dict from name to a function of one argument) for the pool
+    on descriptor `fd`, until the pool lets this worker go. Never returns."""
+    _watch_parent(os.getppid())
+    connection = Connection(fd)
+    while True:
+        try:
+            request = msgpack.unpackb(connection.recv_bytes(), raw=False)
+        except (EOFError, OSError):
+            os._exit(0)
+        reply = {"id": request["id"]}
+        function = tasks.get(request["task"])
+        if function is None:
+            reply["error"] = {
+                "type": "unknownTask",
+                "description": f"this worker has no task named {request['task']!r} (tasks: {sorted(tasks)})",
+            }
+        else:
+            try:
+                result = function(msgpack.unpackb(request["input"], raw=False))
+                reply["output"] = msgpack.packb(result, use_bin_type=True)
+            except Exception as error:  # a task's error goes back to the caller, typed
+                reply["error"] = {"type": type(error).__qualname__, "description": str(error)}
+        try:
+            connection.send_bytes(msgpack.packb(reply, use_bin_type=True))
+        except OSError:
+            os._exit(0)
