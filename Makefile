@@ -8,11 +8,14 @@ demo: deps
 	swift build --product Demo
 	swift build --product Shop
 	swift build --product AsyncShop
+	swift build --product Squares
 	.build/debug/Demo
 	@echo "\n4. The issue's example (Examples/Shop): a consumer process prints what it gets"
 	.build/debug/Shop
 	@echo "\n5. The same with async/await (Examples/AsyncShop): a packer process, orders and receipts"
 	.build/debug/AsyncShop
+	@echo "\n6. A process pool (Examples/Squares): squares computed by 4 worker processes"
+	.build/debug/Squares > .build/squares.txt && tail -3 .build/squares.txt
 
 # `swift build` first: the tool tests run the built `msgpack` executable.
 # Python's msgpack lets the tests check that a Python process reads our frames. One

@@ -44,6 +44,8 @@ let package = Package(
         .executableTarget(name: "Shop", dependencies: ["Multiprocessing"], path: "Examples/Shop"),
         // The README's async example, compiled as written.
         .executableTarget(name: "AsyncShop", dependencies: ["Multiprocessing"], path: "Examples/AsyncShop"),
+        // The README's process-pool example, compiled as written.
+        .executableTarget(name: "Squares", dependencies: ["Multiprocessing"], path: "Examples/Squares"),
         .testTarget(
             name: "MessagePackTests",
             dependencies: ["MessagePack"]

@@ -167,8 +167,11 @@ struct ProcessPoolTests {
             serve({"total": total, "square": lambda x: x * x, "fail": fail, "exit": lambda code: os._exit(code)})
             """.write(toFile: script, atomically: true, encoding: .utf8)
         defer { unlink(script) }
-        try await withProcessPool(workers: 2, executable: "/usr/bin/env", arguments: ["python3", script]) { (pool) async throws in
-            #expect(try await pool.run(total, Order(id: 7, item: "tea", quantity: 3)) == Total(id: 7, items: 6))
+        // As the README writes it:
+        let pool = try ProcessPool(workers: 2, executable: "/usr/bin/env", arguments: ["python3", script])
+        let result = try await pool.run(total, Order(id: 7, item: "tea", quantity: 3))
+        #expect(result == Total(id: 7, items: 6))
+        do {
             var expected = 0
             for try await value in pool.map(square, 0..<200) {
                 #expect(value == expected * expected)
@@ -183,6 +186,7 @@ struct ProcessPoolTests {
             #expect(termination == .exited(3))
             #expect(try await pool.run(square, 12) == 144)  // a new Python worker took its place
         }
+        await pool.shutdown()
     }
 
     /// Whether `pid` is a process that has not ended (a zombie has ended).
