@@ -9,6 +9,9 @@ MessagePack map (see the README, "Process pool: the worker protocol"):
     reply    {"id": int, "output": bin}                 output: the result, as MessagePack
           or {"id": int, "error": {"type": str, "description": str}}
 
+    a chunk  {"id": int, "task": str, "inputs": [bin, ...]}
+    reply    {"id": int, "results": [{"output": bin} or {"error": {...}}, ...]}   one per input, in order
+
 A worker ends at end of file on its connection (the pool closed it, or died),
 and when the process that started it ends, even in the middle of a task.
 
@@ -68,19 +71,24 @@ def serve(tasks, fd=3):
             request = msgpack.unpackb(connection.recv_bytes(), raw=False)
         except (EOFError, OSError):
             os._exit(0)
-        reply = {"id": request["id"]}
         function = tasks.get(request["task"])
-        if function is None:
-            reply["error"] = {
-                "type": "unknownTask",
-                "description": f"this worker has no task named {request['task']!r} (tasks: {sorted(tasks)})",
-            }
-        else:
+
+        def run(packed):
+            if function is None:
+                return {"error": {
+                    "type": "unknownTask",
+                    "description": f"this worker has no task named {request['task']!r} (tasks: {sorted(tasks)})",
+                }}
             try:
-                result = function(msgpack.unpackb(request["input"], raw=False))
-                reply["output"] = msgpack.packb(result, use_bin_type=True)
+                return {"output": msgpack.packb(function(msgpack.unpackb(packed, raw=False)), use_bin_type=True)}
             except Exception as error:  # a task's error goes back to the caller, typed
-                reply["error"] = {"type": type(error).__qualname__, "description": str(error)}
+                return {"error": {"type": type(error).__qualname__, "description": str(error)}}
+
+        reply = {"id": request["id"]}
+        if "inputs" in request:
+            reply["results"] = [run(packed) for packed in request["inputs"]]
+        else:
+            reply.update(run(request["input"]))
         try:
             connection.send_bytes(msgpack.packb(reply, use_bin_type=True))
         except OSError:

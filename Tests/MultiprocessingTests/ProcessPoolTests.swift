@@ -28,6 +28,26 @@ struct ProcessPoolTests {
         }
     }
 
+    @Test("chunks: 10,000 tiny tasks 100 to a request, in order; a failure in a chunk is that input's alone")
+    func chunks() async throws {
+        try await withProcessPool(workers: 2, executable: executable) { (pool) async throws in
+            var expected = 1
+            for try await value in pool.map(PoolTasks.addOne, 0..<10_000, chunkSize: 100) {
+                #expect(value == expected)
+                expected += 1
+            }
+            #expect(expected == 10_001)
+            var outcomes: [Int: Result<Int, any Error>] = [:]
+            for await completion in pool.mapUnordered(PoolTasks.fail, ["a", "b", "c"], chunkSize: 2) {
+                outcomes[completion.index] = completion.result
+            }
+            #expect(outcomes.count == 3)
+            for index in 0..<3 {
+                #expect(throws: ProcessPoolError.taskFailed) { try outcomes[index]?.get() }
+            }
+        }
+    }
+
     @Test("an error thrown in a task reaches the caller with its type and description; the worker goes on")
     func thrownError() async throws {
         try await withProcessPool(workers: 1, executable: executable) { (pool) async throws in
@@ -173,7 +193,7 @@ struct ProcessPoolTests {
         #expect(result == Total(id: 7, items: 6))
         do {
             var expected = 0
-            for try await value in pool.map(square, 0..<200) {
+            for try await value in pool.map(square, 0..<200, chunkSize: 7) {
                 #expect(value == expected * expected)
                 expected += 1
             }

@@ -66,14 +66,22 @@ extension ProcessPool {
             let request: _PoolRequest
             do { request = try start.connection.receive(_PoolRequest.self) } catch { _exit(code: 0) }
             var reply = _PoolReply(id: request.id)
-            if let task = bodies.first(where: { $0.name == request.task }) {
-                do {
-                    reply.output = try task.perform(request.input)
-                } catch {
-                    reply.error = _PoolReply.Failure(type: String(reflecting: Swift.type(of: error)), description: String(describing: error))
+            let task = bodies.first(where: { $0.name == request.task })
+            func run(_ input: [UInt8]) -> _PoolReply.Outcome {
+                guard let task else {
+                    return .init(error: .init(type: "unknownTask", description: "this worker has no task named '\(request.task)' (tasks: \(bodies.map(\.name)))"))
                 }
+                do {
+                    return .init(output: try task.perform(input))
+                } catch {
+                    return .init(error: .init(type: String(reflecting: Swift.type(of: error)), description: String(describing: error)))
+                }
+            }
+            if let inputs = request.inputs {
+                reply.results = inputs.map(run)
             } else {
-                reply.error = _PoolReply.Failure(type: "unknownTask", description: "this worker has no task named '\(request.task)' (tasks: \(bodies.map(\.name)))")
+                let outcome = run(request.input ?? [])
+                (reply.output, reply.error) = (outcome.output, outcome.error)
             }
             do { try start.connection.send(reply) } catch { _exit(code: 0) }
         }
@@ -104,21 +112,32 @@ protocol _PoolTaskBody: Sendable {
     func perform(_ input: [UInt8]) throws -> [UInt8]
 }
 
-/// Pool → worker: run `task` on `input` (its MessagePack bytes), as request `id`.
-/// One frame on the worker's connection, a map {"id", "task", "input"} (see the README's protocol).
+/// Pool → worker: run `task` on `input` (its MessagePack bytes), as request `id`;
+/// or on each of `inputs`, a chunk. One frame on the worker's connection, a map
+/// {"id", "task", "input"} or {"id", "task", "inputs"} (see the README's protocol).
 struct _PoolRequest: Codable, Sendable {
     var id: UInt64
     var task: String
-    var input: [UInt8]
+    var input: [UInt8]?
+    var inputs: [[UInt8]]?
+
+    init(id: UInt64, task: String, input: [UInt8]) { (self.id, self.task, self.input) = (id, task, input) }
+    init(id: UInt64, task: String, inputs: [[UInt8]]) { (self.id, self.task, self.inputs) = (id, task, inputs) }
 }
 
-/// Worker → pool: request `id`'s output (MessagePack bytes), or its error.
+/// Worker → pool: request `id`'s output (MessagePack bytes) or its error; for a
+/// chunk, `results`, one outcome per input in order.
 struct _PoolReply: Codable, Sendable {
     struct Failure: Codable, Sendable {
         var type: String
         var description: String
     }
+    struct Outcome: Codable, Sendable {
+        var output: [UInt8]?
+        var error: Failure?
+    }
     var id: UInt64
     var output: [UInt8]?
     var error: Failure?
+    var results: [Outcome]?
 }

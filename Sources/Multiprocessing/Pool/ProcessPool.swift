@@ -50,10 +50,13 @@ public final class ProcessPool: Sendable {
     private struct Job {
         let id: UInt64
         let task: String
-        let input: [UInt8]
+        /// The inputs' MessagePack: one, or a chunk of several sent as one request.
+        let inputs: [[UInt8]]
+        let chunked: Bool
         let timeout: Duration?
         var triesLeft: Int
-        let continuation: CheckedContinuation<[UInt8], any Error>
+        /// Resumed with each input's output or error, in order.
+        let continuation: CheckedContinuation<[Result<[UInt8], any Error>], any Error>
         /// Why the pool itself ended the job's worker, if it did.
         var ending: Ending?
     }
@@ -151,8 +154,8 @@ public final class ProcessPool: Sendable {
     ///   `CancellationError` when the awaiting task is cancelled.
     public func run<Input, Output>(_ task: Task<Input, Output>, _ input: Input, timeout: Duration? = nil) async throws -> Output {
         let bytes = try encoder.encode(input)
-        let output = try await submit(task.name, bytes, timeout: timeout ?? defaultTimeout)
-        return try decoder.decode(Output.self, from: output)
+        let outcomes = try await submit(task.name, [bytes], chunked: false, timeout: timeout ?? defaultTimeout)
+        return try decoder.decode(Output.self, from: outcomes[0].get())
     }
 
     /// `run` for synchronous callers: blocks this thread (never call it from async code).
@@ -167,24 +170,37 @@ public final class ProcessPool: Sendable {
         return try result.get()
     }
 
+    /// Runs `task` on a chunk of inputs as one request: each input's output, or its error.
+    private func runChunk<Input, Output>(_ task: Task<Input, Output>, _ inputs: ArraySlice<Input>) async throws -> [Result<Output, any Error>] {
+        let bytes = try inputs.map { try encoder.encode($0) }
+        let outcomes = try await submit(task.name, bytes, chunked: true, timeout: defaultTimeout)
+        return outcomes.map { outcome in Result { try decoder.decode(Output.self, from: outcome.get()) } }
+    }
+
     /// The outputs of `task` on each input, in the inputs' order (Python's `map`). It
     /// throws at the first failure, and ends the tasks not yet done. All inputs are
-    /// queued at once; the workers take them in order.
-    public func map<Input, Output>(_ task: Task<Input, Output>, _ inputs: some Sequence<Input>) -> AsyncThrowingStream<Output, any Error> {
-        let inputs = Array(inputs)
+    /// queued at once; the workers take them in order, `chunkSize` at a time (one
+    /// request and one reply for each chunk: for tiny tasks, fewer round trips).
+    public func map<Input, Output>(
+        _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
+    ) -> AsyncThrowingStream<Output, any Error> {
+        let chunks = Self.chunks(of: Array(inputs), size: chunkSize)
         return AsyncThrowingStream { continuation in
             let producer = _Concurrency.Task {
                 do {
-                    try await withThrowingTaskGroup(of: (Int, Output).self) { group in
-                        for (index, input) in inputs.enumerated() {
-                            group.addTask { (index, try await self.run(task, input)) }
+                    try await withThrowingTaskGroup(of: (Int, [Output]).self) { group in
+                        for (index, chunk) in chunks.enumerated() {
+                            group.addTask {
+                                guard chunk.count > 1 else { return (index, [try await self.run(task, chunk[chunk.startIndex])]) }
+                                return (index, try await self.runChunk(task, chunk).map { try $0.get() })
+                            }
                         }
-                        var early: [Int: Output] = [:]
+                        var early: [Int: [Output]] = [:]
                         var next = 0
-                        for try await (index, output) in group {
-                            early[index] = output
-                            while let output = early.removeValue(forKey: next) {
-                                continuation.yield(output)
+                        for try await (index, outputs) in group {
+                            early[index] = outputs
+                            while let outputs = early.removeValue(forKey: next) {
+                                for output in outputs { continuation.yield(output) }
                                 next += 1
                             }
                         }
@@ -207,25 +223,45 @@ public final class ProcessPool: Sendable {
     }
 
     /// Each input's outcome as it finishes (Python's `imap_unordered`, with the
-    /// failures as values: one failure ends nothing).
-    public func mapUnordered<Input, Output>(_ task: Task<Input, Output>, _ inputs: some Sequence<Input>) -> AsyncStream<Completion<Output>> {
-        let inputs = Array(inputs)
+    /// failures as values: one failure ends nothing), `chunkSize` inputs to a request.
+    public func mapUnordered<Input, Output>(
+        _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
+    ) -> AsyncStream<Completion<Output>> {
+        let chunks = Self.chunks(of: Array(inputs), size: chunkSize)
         return AsyncStream { continuation in
             let producer = _Concurrency.Task {
-                await withTaskGroup(of: Completion<Output>.self) { group in
-                    for (index, input) in inputs.enumerated() {
+                await withTaskGroup(of: [Completion<Output>].self) { group in
+                    for chunk in chunks {
                         group.addTask {
-                            do { return Completion(index: index, result: .success(try await self.run(task, input))) } catch {
-                                return Completion(index: index, result: .failure(error))
+                            guard chunk.count > 1 else {
+                                do {
+                                    return [Completion(index: chunk.startIndex, result: .success(try await self.run(task, chunk[chunk.startIndex])))]
+                                } catch {
+                                    return [Completion(index: chunk.startIndex, result: .failure(error))]
+                                }
+                            }
+                            do {
+                                return try await self.runChunk(task, chunk).enumerated().map {
+                                    Completion(index: chunk.startIndex + $0.offset, result: $0.element)
+                                }
+                            } catch {
+                                return chunk.indices.map { Completion(index: $0, result: .failure(error)) }
                             }
                         }
                     }
-                    for await completion in group { continuation.yield(completion) }
+                    for await completions in group {
+                        for completion in completions { continuation.yield(completion) }
+                    }
                 }
                 continuation.finish()
             }
             continuation.onTermination = { _ in producer.cancel() }
         }
+    }
+
+    private static func chunks<Element>(of elements: [Element], size: Int) -> [ArraySlice<Element>] {
+        let size = Swift.max(1, size)
+        return stride(from: 0, to: elements.count, by: size).map { elements[$0..<Swift.min($0 + size, elements.count)] }
     }
 
     // MARK: Shutting down
@@ -234,7 +270,7 @@ public final class ProcessPool: Sendable {
     /// queued and running finish first. Otherwise they fail `.shutDown` and the
     /// workers are killed. Returns once every worker has ended.
     public func shutdown(drain: Bool = true) async {
-        var failed: [CheckedContinuation<[UInt8], any Error>] = []
+        var failed: [CheckedContinuation<[Result<[UInt8], any Error>], any Error>] = []
         var stopping: [Worker] = []
         let waitForDrain = state.withLock { state -> Bool in
             state.closed = true
@@ -299,18 +335,20 @@ public final class ProcessPool: Sendable {
         _Concurrency.Task { await self.read(worker) }
     }
 
-    /// Queues a job and waits for its output.
-    private func submit(_ task: String, _ input: [UInt8], timeout: Duration?) async throws -> [UInt8] {
+    /// Queues a job and waits for its outputs.
+    private func submit(_ task: String, _ inputs: [[UInt8]], chunked: Bool, timeout: Duration?) async throws -> [Result<[UInt8], any Error>] {
         let id = state.withLock { state -> UInt64 in
             state.nextJob += 1
             return state.nextJob
         }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[Result<[UInt8], any Error>], any Error>) in
                 let refusal = state.withLock { state -> (any Error)? in
                     if state.closed { return ProcessPoolError.shutDown }
                     if state.cancelledEarly.remove(id) != nil { return CancellationError() }
-                    state.pending.append(Job(id: id, task: task, input: input, timeout: timeout, triesLeft: retries, continuation: continuation))
+                    state.pending.append(Job(
+                        id: id, task: task, inputs: inputs, chunked: chunked, timeout: timeout, triesLeft: retries,
+                        continuation: continuation))
                     return nil
                 }
                 if let refusal { continuation.resume(throwing: refusal) } else { dispatch() }
@@ -334,7 +372,9 @@ public final class ProcessPool: Sendable {
         }
         for (worker, job) in sends {
             do {
-                try worker.connection.send(_PoolRequest(id: job.id, task: job.task, input: job.input))
+                try worker.connection.send(job.chunked
+                    ? _PoolRequest(id: job.id, task: job.task, inputs: job.inputs)
+                    : _PoolRequest(id: job.id, task: job.task, input: job.inputs[0]))
             } catch {
                 // It cannot be spoken to: it is ended, and its reader handles the job as a death.
                 try? worker.child.kill()
@@ -398,13 +438,14 @@ public final class ProcessPool: Sendable {
                 return state.running.removeValue(forKey: reply.id)
             }
             if let job {
-                if let output = reply.output {
-                    job.continuation.resume(returning: output)
+                let outcomes = (reply.results ?? [_PoolReply.Outcome(output: reply.output, error: reply.error)]).map {
+                    Self.outcome($0, worker: worker.id)
+                }
+                if outcomes.count == job.inputs.count {
+                    job.continuation.resume(returning: outcomes)
                 } else {
-                    let failure = reply.error ?? .init(type: "unknown", description: "the worker sent neither an output nor an error")
-                    job.continuation.resume(throwing: failure.type == "unknownTask"
-                        ? ProcessPoolError(.unknownTask, failure.description, worker: worker.id)
-                        : ProcessPoolError(.taskFailed, "\(failure.type): \(failure.description)", worker: worker.id, remoteType: failure.type))
+                    job.continuation.resume(throwing: ProcessPoolError(
+                        .system, "worker \(worker.id) answered \(outcomes.count) results for \(job.inputs.count) inputs", worker: worker.id))
                 }
             }
             wakeDrainWaiters()
@@ -422,7 +463,7 @@ public final class ProcessPool: Sendable {
     private func died(_ worker: Worker) async {
         worker.connection.close()
         let termination = try? await worker.child.join()
-        var failure: (CheckedContinuation<[UInt8], any Error>, any Error)?
+        var failure: (CheckedContinuation<[Result<[UInt8], any Error>], any Error>, any Error)?
         let replace = state.withLock { state -> Bool in
             state.workers[worker.id] = nil
             state.idle.removeAll { $0 == worker.id }
@@ -455,6 +496,15 @@ public final class ProcessPool: Sendable {
         }
         wakeDrainWaiters()
         dispatch()
+    }
+
+    /// One input's output, or its error as the caller sees it.
+    private static func outcome(_ outcome: _PoolReply.Outcome, worker: Int) -> Result<[UInt8], any Error> {
+        if let output = outcome.output { return .success(output) }
+        let failure = outcome.error ?? .init(type: "unknown", description: "the worker sent neither an output nor an error")
+        return .failure(failure.type == "unknownTask"
+            ? ProcessPoolError(.unknownTask, failure.description, worker: worker)
+            : ProcessPoolError(.taskFailed, "\(failure.type): \(failure.description)", worker: worker, remoteType: failure.type))
     }
 
     private func wakeDrainWaiters() {
