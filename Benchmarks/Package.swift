@@ -28,6 +28,12 @@ let package = Package(
             name: "queue-bench",
             dependencies: [.product(name: "Multiprocessing", package: "swift-multiprocessing")]
         ),
+        // Tiny tasks through a ProcessPool (ordered and unordered) and one task's round
+        // trip, against Python's multiprocessing.Pool and ProcessPoolExecutor.
+        .executableTarget(
+            name: "pool-bench",
+            dependencies: [.product(name: "Multiprocessing", package: "swift-multiprocessing")]
+        ),
         .executableTarget(
             name: "codec-bench",
             dependencies: [

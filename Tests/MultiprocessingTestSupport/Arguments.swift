@@ -181,7 +181,16 @@ public enum PoolTasks {
         return 42
     }
 
-    public static let all: [any ChildProcessEntry] = [addOne, pid, sleep, killSelf, segfault, fail, crashOnce]
+    /// A worker's initializer: sets POOL_INIT to its argument.
+    public static let initialize = ChildProcess.Entry("pool-init") { (value: String) in
+        setenv("POOL_INIT", value, 1)
+    }
+    /// POOL_INIT in the worker, or "" if no initializer set it.
+    public static let initialized = ProcessPool.Task("pool-initialized") { (_: Int) in
+        getenv("POOL_INIT").map { String(cString: $0) } ?? ""
+    }
+
+    public static let all: [any ChildProcessEntry] = [addOne, pid, sleep, killSelf, segfault, fail, crashOnce, initialize, initialized]
 }
 
 public struct PoolTestFailure: Error, CustomStringConvertible {

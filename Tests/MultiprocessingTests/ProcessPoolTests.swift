@@ -116,6 +116,16 @@ struct ProcessPoolTests {
         }
     }
 
+    @Test("an initializer runs in each new worker before its first task, replacements included")
+    func initializer() async throws {
+        try await withProcessPool(workers: 2, tasksPerWorker: 3, initializer: try .init(PoolTasks.initialize, "warm"), executable: executable) { (pool) async throws in
+            for _ in 0..<12 { #expect(try await pool.run(PoolTasks.initialized, 0) == "warm") }
+        }
+        try await withProcessPool(workers: 1, executable: executable) { (pool) async throws in
+            #expect(try await pool.run(PoolTasks.initialized, 0) == "")
+        }
+    }
+
     @Test("workers are replaced after their quota of tasks")
     func quota() async throws {
         try await withProcessPool(workers: 1, tasksPerWorker: 2, executable: executable) { (pool) async throws in

@@ -50,6 +50,24 @@ extension ProcessPool {
     struct WorkerStart: Codable, Sendable {
         var connection: Connection
         var parent: Int32
+        /// The entry to run once before the first task, and its argument's MessagePack.
+        var initializer: String?
+        var initializerArgument: [UInt8]?
+    }
+
+    /// What each new worker runs once, before its first task (Python's `initializer`
+    /// and `initargs`): a `ChildProcess.Entry` registered in `bootstrap` with the
+    /// tasks, and its argument. The argument is MessagePack made here, so it cannot
+    /// hold connections or queues. If it throws, the worker exits with code 1 and
+    /// the pool starts another.
+    public struct Initializer: Sendable {
+        let name: String
+        let argument: [UInt8]
+
+        public init<Argument>(_ entry: ChildProcess.Entry<Argument>, _ argument: Argument) throws {
+            self.name = entry.name
+            self.argument = try MessagePackEncoder().encode(argument)
+        }
     }
 
     /// The worker: takes requests from its connection one at a time, runs the task
@@ -61,6 +79,18 @@ extension ProcessPool {
     /// threads of Swift's pool, which come and go.)
     static func runWorker(_ start: WorkerStart, tasks: [any ChildProcessEntry]) -> Never {
         watchParent(start.parent)
+        if let name = start.initializer {
+            guard let entry = tasks.first(where: { $0.name == name }) else {
+                _writeStandardError("swift-multiprocessing: no entry named '\(name)' to initialize a pool worker")
+                _exit(code: 2)
+            }
+            do {
+                try entry._run(argument: start.initializerArgument ?? [], handles: _HandleTable(childDescriptors: []))
+            } catch {
+                _writeStandardError("swift-multiprocessing: a pool worker's initializer '\(name)' failed: \(error)")
+                _exit(code: 1)
+            }
+        }
         let bodies = tasks.compactMap { $0 as? any _PoolTaskBody }
         while true {
             let request: _PoolRequest
