@@ -65,6 +65,7 @@ def serve(tasks, fd=3):
     """Runs `tasks` (a dict from name to a function of one argument) for the pool
     on descriptor `fd`, until the pool lets this worker go. Never returns."""
     _watch_parent(os.getppid())
+    os.set_inheritable(fd, False)  # a process a task starts must not hold the pool's connection open
     connection = Connection(fd)
     while True:
         try:

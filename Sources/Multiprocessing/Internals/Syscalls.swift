@@ -365,3 +365,8 @@ func _sendNow(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) throws(Err
 func _write(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) throws(Errno) -> Int {
     try _retrying { write(fd.rawValue, buffer.baseAddress, buffer.count) }
 }
+
+/// Marks a descriptor close-on-exec. The corresponding C call is `fcntl(fd, F_SETFD, FD_CLOEXEC)`.
+func _setCloseOnExec(_ fd: FileDescriptor) {
+    _ = fcntl(fd.rawValue, F_SETFD, FD_CLOEXEC)
+}

@@ -79,6 +79,9 @@ extension ProcessPool {
     /// threads of Swift's pool, which come and go.)
     static func runWorker(_ start: WorkerStart, tasks: [any ChildProcessEntry]) -> Never {
         watchParent(start.parent)
+        // Not inherited by what a task may start: a grandchild holding it would keep
+        // the pool from seeing this worker's end.
+        _setCloseOnExec(start.connection.fileDescriptor)
         if let name = start.initializer {
             guard let entry = tasks.first(where: { $0.name == name }) else {
                 _writeStandardError("swift-multiprocessing: no entry named '\(name)' to initialize a pool worker")

@@ -86,6 +86,14 @@ public final class ProcessPool: Sendable {
         var busy: [Int: UInt64] = [:]
         /// Jobs cancelled before they were queued (the handler ran first).
         var cancelledEarly: Set<UInt64> = []
+        /// Workers being ended by the pool (a timeout, a cancellation): they take no
+        /// new job, even if their reply comes before the signal lands.
+        var doomed: Set<Int> = []
+        /// Replacements being started: `shutdown` waits for them too.
+        var spawning = 0
+        /// Workers in a row that ended before finishing any task: the pool then
+        /// waits longer before the next replacement (an initializer that always fails).
+        var earlyDeaths = 0
         var nextWorker = 0
         var nextJob: UInt64 = 0
         var closed = false
@@ -142,7 +150,17 @@ public final class ProcessPool: Sendable {
         self.executable = executable
         self.arguments = arguments
         self.initializer = initializer
-        for _ in 0..<workerCount { try startWorker() }
+        do {
+            for _ in 0..<workerCount { try startWorker() }
+        } catch {
+            // The ones started are let go; their readers end them, and replace none.
+            let started = state.withLock { state in
+                state.closed = true
+                return Array(state.workers.values)
+            }
+            for worker in started { worker.connection.close() }
+            throw error
+        }
     }
 
     /// The number of cores.
@@ -300,8 +318,8 @@ public final class ProcessPool: Sendable {
         }
         // End of file on each connection ends each worker; wait for all of them.
         while true {
-            let workers = state.withLock { Array($0.workers.values) }
-            if workers.isEmpty { break }
+            let (workers, spawning) = state.withLock { (Array($0.workers.values), $0.spawning) }
+            if workers.isEmpty && spawning == 0 { break }
             for worker in workers {
                 worker.connection.close()
                 _ = try? await worker.child.join()
@@ -386,9 +404,10 @@ public final class ProcessPool: Sendable {
                 continue
             }
             if let timeout = job.timeout {
+                let id = job.id  // not the job: its inputs need not live as long as the timer
                 _Concurrency.Task { [weak self] in
                     try? await _Concurrency.Task.sleep(for: timeout)
-                    self?.end(job.id, on: worker, because: .timedOut)
+                    self?.end(id, on: worker, because: .timedOut)
                 }
             }
         }
@@ -399,6 +418,7 @@ public final class ProcessPool: Sendable {
         let holds = state.withLock { state -> Bool in
             guard state.busy[worker.id] == id else { return false }
             state.running[id]?.ending = ending
+            state.doomed.insert(worker.id)  // even if the job's reply beats the signal, no other job goes to it
             return true
         }
         guard holds else { return }
@@ -434,16 +454,27 @@ public final class ProcessPool: Sendable {
             guard let bytes = try? worker.connection.receiveBytes(),
                   let reply = try? decoder.decode(_PoolReply.self, from: bytes) else { break }
             var retire = false
+            var confused = false
             let job = state.withLock { state -> Job? in
-                guard state.busy[worker.id] == reply.id else { return nil }
+                guard state.busy[worker.id] == reply.id else {
+                    confused = true  // a reply to no request of ours: the worker is not speaking the protocol
+                    return nil
+                }
                 state.busy[worker.id] = nil
                 state.finished[worker.id, default: 0] += 1
-                if let quota = tasksPerWorker, state.finished[worker.id, default: 0] >= quota {
+                state.earlyDeaths = 0
+                if state.doomed.contains(worker.id) {
+                    retire = true
+                } else if let quota = tasksPerWorker, state.finished[worker.id, default: 0] >= quota {
                     retire = true
                 } else {
                     state.idle.append(worker.id)
                 }
                 return state.running.removeValue(forKey: reply.id)
+            }
+            if confused {
+                try? worker.child.kill()
+                break
             }
             if let job {
                 let outcomes = (reply.results ?? [_PoolReply.Outcome(output: reply.output, error: reply.error)]).map {
@@ -474,6 +505,8 @@ public final class ProcessPool: Sendable {
         var failure: (CheckedContinuation<[Result<[UInt8], any Error>], any Error>, any Error)?
         let replace = state.withLock { state -> Bool in
             state.workers[worker.id] = nil
+            state.doomed.remove(worker.id)
+            if state.finished[worker.id, default: 0] == 0 && state.busy[worker.id] == nil { state.earlyDeaths += 1 }
             state.idle.removeAll { $0 == worker.id }
             state.finished[worker.id] = nil
             if let id = state.busy.removeValue(forKey: worker.id), var job = state.running.removeValue(forKey: id) {
@@ -484,7 +517,7 @@ public final class ProcessPool: Sendable {
                     failure = (job.continuation, CancellationError())
                 case .stopped?:
                     failure = (job.continuation, ProcessPoolError(.shutDown, "the pool was stopped while the task '\(job.task)' ran", worker: worker.id))
-                case nil where job.triesLeft > 0 && !state.closed:
+                case nil where job.triesLeft > 0:
                     job.triesLeft -= 1
                     state.pending.insert(job, at: state.pendingStart)  // first in line
                 case nil:
@@ -494,12 +527,32 @@ public final class ProcessPool: Sendable {
                         worker: worker.id, termination: termination))
                 }
             }
-            return !state.closed || state.hasWork
+            let replace = !state.closed || state.hasWork
+            if replace { state.spawning += 1 }
+            return replace
         }
         if let (continuation, error) = failure { continuation.resume(throwing: error) }
         if replace {
-            do { try startWorker() } catch {
+            // Workers that keep dying before any task (an initializer that always
+            // fails) are replaced ever more slowly, up to a second apart.
+            let early = state.withLock { $0.earlyDeaths }
+            if early > 1 { _sleep(until: _Deadline(after: .milliseconds(Swift.min(1000, 10 << Swift.min(early, 7))))) }
+            var failed: [CheckedContinuation<[Result<[UInt8], any Error>], any Error>] = []
+            do {
+                try startWorker()
+            } catch {
                 _writeStandardError("swift-multiprocessing: a pool worker could not be replaced: \(error)")
+                // With no worker left, what waits would wait for ever: it fails.
+                failed = state.withLock { state in
+                    guard state.workers.isEmpty, state.spawning == 1 else { return [] }
+                    var jobs: [CheckedContinuation<[Result<[UInt8], any Error>], any Error>] = []
+                    while let job = state.popPending() { jobs.append(job.continuation) }
+                    return jobs
+                }
+            }
+            state.withLock { $0.spawning -= 1 }
+            for continuation in failed {
+                continuation.resume(throwing: ProcessPoolError(.system, "no pool worker could be started"))
             }
         }
         wakeDrainWaiters()
