@@ -78,9 +78,8 @@ public final class ProcessPool: Sendable {
         var idle: [Int] = []
         /// Tasks each worker has finished.
         var finished: [Int: Int] = [:]
-        /// Jobs waiting for a worker, first first: `pending[pendingStart...]`.
-        var pending: [Job] = []
-        var pendingStart = 0
+        /// Jobs waiting for a worker, in order.
+        var pending = _FIFO<Job>()
         /// Jobs on a worker, and which job each busy worker holds.
         var running: [UInt64: Job] = [:]
         var busy: [Int: UInt64] = [:]
@@ -100,26 +99,7 @@ public final class ProcessPool: Sendable {
         /// `shutdown()` calls waiting for every job to end.
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
 
-        var hasWork: Bool { pendingStart < pending.count || !running.isEmpty }
-
-        mutating func popPending() -> Job? {
-            guard pendingStart < pending.count else { return nil }
-            let job = pending[pendingStart]
-            pendingStart += 1
-            if pendingStart == pending.count {
-                pending.removeAll(keepingCapacity: true)
-                pendingStart = 0
-            } else if pendingStart >= 1024 && pendingStart * 2 >= pending.count {
-                pending.removeFirst(pendingStart)
-                pendingStart = 0
-            }
-            return job
-        }
-
-        mutating func removePending(_ id: UInt64) -> Job? {
-            guard let index = pending[pendingStart...].firstIndex(where: { $0.id == id }) else { return nil }
-            return pending.remove(at: index)
-        }
+        var hasWork: Bool { !pending.isEmpty || !running.isEmpty }
     }
 
     /// Starts `workers` worker processes.
@@ -296,7 +276,7 @@ public final class ProcessPool: Sendable {
         let waitForDrain = state.withLock { state -> Bool in
             state.closed = true
             guard !drain else { return state.hasWork }
-            while let job = state.popPending() { failed.append(job.continuation) }
+            while let job = state.pending.popFirst() { failed.append(job.continuation) }
             for (id, job) in state.running {
                 state.running[id]?.ending = .stopped
                 _ = job
@@ -385,9 +365,9 @@ public final class ProcessPool: Sendable {
     private func dispatch() {
         var sends: [(Worker, Job)] = []
         state.withLock { state in
-            while let worker = state.idle.first, state.pendingStart < state.pending.count {
+            while let worker = state.idle.first, !state.pending.isEmpty {
                 state.idle.removeFirst()
-                guard let holder = state.workers[worker], let job = state.popPending() else { continue }
+                guard let holder = state.workers[worker], let job = state.pending.popFirst() else { continue }
                 state.running[job.id] = job
                 state.busy[worker] = job.id
                 sends.append((holder, job))
@@ -436,7 +416,7 @@ public final class ProcessPool: Sendable {
 
     private func cancel(_ id: UInt64) {
         let (waiting, worker) = state.withLock { state -> (Job?, Worker?) in
-            if let job = state.removePending(id) { return (job, nil) }
+            if let job = state.pending.remove(where: { $0.id == id }) { return (job, nil) }
             if let worker = state.busy.first(where: { $0.value == id })?.key { return (nil, state.workers[worker]) }
             if state.running[id] == nil { state.cancelledEarly.insert(id) }
             return (nil, nil)
@@ -519,7 +499,7 @@ public final class ProcessPool: Sendable {
                     failure = (job.continuation, ProcessPoolError(.shutDown, "the pool was stopped while the task '\(job.task)' ran", worker: worker.id))
                 case nil where job.triesLeft > 0:
                     job.triesLeft -= 1
-                    state.pending.insert(job, at: state.pendingStart)  // first in line
+                    state.pending.prepend(job)  // first in line
                 case nil:
                     let how = termination.map { "\($0)" } ?? "in a way that could not be learned"
                     failure = (job.continuation, ProcessPoolError(
@@ -546,7 +526,7 @@ public final class ProcessPool: Sendable {
                 failed = state.withLock { state in
                     guard state.workers.isEmpty, state.spawning == 1 else { return [] }
                     var jobs: [CheckedContinuation<[Result<[UInt8], any Error>], any Error>] = []
-                    while let job = state.popPending() { jobs.append(job.continuation) }
+                    while let job = state.pending.popFirst() { jobs.append(job.continuation) }
                     return jobs
                 }
             }

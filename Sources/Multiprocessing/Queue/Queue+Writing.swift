@@ -57,11 +57,11 @@ extension Queue {
     func drain() {
         while true {
             let next = local.withLock { state -> (bytes: [UInt8], entry: Int32?)? in
-                guard state.pendingStart < state.pending.count else {
+                guard let first = state.pending.first else {
                     state.writing = false
                     return nil
                 }
-                return (state.pending[state.pendingStart], state.entry)
+                return (first, state.entry)
             }
             guard let next else { return }
             do {
@@ -74,7 +74,7 @@ extension Queue {
                 _writeStandardError("swift-multiprocessing: a queue item could not be written (\(error)); it is dropped.")
                 try? ring.forget(for: next.entry)
             }
-            local.withLock { $0.removeFirst() }
+            local.withLock { _ = $0.pending.popFirst() }  // written: its bytes go now
             drained.leave()
         }
     }

@@ -53,29 +53,15 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
 
     /// What only this process knows: its items not yet in the ring, in order.
     struct LocalState {
-        /// Items not yet written: `pending[pendingStart...]`, in order (a head index,
-        /// so taking the first is O(1); the array is compacted as it drains).
-        var pending: [[UInt8]] = []
-        var pendingStart = 0
+        /// Items not yet written, in order.
+        var pending = _FIFO<[UInt8]>()
         /// The writer thread is writing, or is about to.
         var writing = false
         /// Where the ring counts this process's items (claimed on the first put).
         var entry: Int32?
         var entryClaimed = false
 
-        var isIdle: Bool { pendingStart == pending.count && !writing }
-
-        mutating func removeFirst() {
-            pending[pendingStart] = []  // written: free it now
-            pendingStart += 1
-            if pendingStart == pending.count {
-                pending.removeAll(keepingCapacity: true)
-                pendingStart = 0
-            } else if pendingStart >= 4096 && pendingStart * 2 >= pending.count {
-                pending.removeFirst(pendingStart)
-                pendingStart = 0
-            }
-        }
+        var isIdle: Bool { pending.isEmpty && !writing }
     }
 
     /// A queue holding at most `maxsize` items (0 or less, the default: no limit, as
@@ -137,7 +123,7 @@ public class Queue<Element: Codable & Sendable>: Codable, _FlushableQueue, @unch
     }
 
     /// Items put in this process and not yet in the ring.
-    public var pendingCount: Int { local.withLock { $0.pending.count - $0.pendingStart } }
+    public var pendingCount: Int { local.withLock { $0.pending.count } }
 
     /// At exit, once everything is written: gives back this process's entry in the
     /// ring's table of putting processes.
