@@ -22,17 +22,20 @@ let package = Package(
         // own, apart from the library: both see msgpack-c's headers, and in one module
         // Clang would merge the two copies and credit them to the library's CMsgPack.
         .target(name: "CodecFloor", dependencies: ["CMsgPackBench"]),
+        // What queue-bench and pool-bench share: the clock, the reference programs,
+        // medians of interleaved runs, the tables.
+        .target(name: "BenchSupport"),
         // Queues between processes, against Python's multiprocessing.Queue, faster-fifo and
         // C floors (a pipe, a shared-memory ring): throughput and round-trip latency.
         .executableTarget(
             name: "queue-bench",
-            dependencies: [.product(name: "Multiprocessing", package: "swift-multiprocessing")]
+            dependencies: ["BenchSupport", .product(name: "Multiprocessing", package: "swift-multiprocessing")]
         ),
         // Tiny tasks through a ProcessPool (ordered and unordered) and one task's round
         // trip, against Python's multiprocessing.Pool and ProcessPoolExecutor.
         .executableTarget(
             name: "pool-bench",
-            dependencies: [.product(name: "Multiprocessing", package: "swift-multiprocessing")]
+            dependencies: ["BenchSupport", .product(name: "Multiprocessing", package: "swift-multiprocessing")]
         ),
         .executableTarget(
             name: "codec-bench",

@@ -17,6 +17,7 @@
 // `pool.apply(f, (i,))`, the same counts.
 // Every output is checked; a wrong or missing one exits 1 without numbers.
 import Foundation
+import BenchSupport
 import Multiprocessing
 
 let addOne = ProcessPool.Task("add-one") { (x: Int) in x + 1 }
@@ -24,30 +25,6 @@ let addOne = ProcessPool.Task("add-one") { (x: Int) in x + 1 }
 try ChildProcess.bootstrap([addOne])
 
 let workerCount = 2
-
-/// Runs async code from the benchmark's synchronous top level: in a task on Swift's
-/// cooperative pool, this thread waiting for it. Detached: a `Task` made in top-level
-/// code would belong to the main actor, whose thread is the one waiting here.
-func blockingOn<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let box = ResultBox<T>(), done = DispatchSemaphore(value: 0)
-    Task.detached {
-        do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
-        done.signal()
-    }
-    done.wait()
-    return try box.result!.get()
-}
-
-/// `blockingOn`'s result: written by the task before it signals, read after the wait.
-final class ResultBox<T>: @unchecked Sendable {
-    var result: Result<T, any Error>?
-}
-
-nonisolated func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}
 
 /// A benchmark whose pool gives a wrong output must not print numbers.
 func wrong(_ message: String) -> Never {
@@ -141,45 +118,6 @@ let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletin
 
 // MARK: Reference programs
 
-/// Why a column says n/a: one note per program, printed after the table.
-nonisolated(unsafe) var notes: [(String, String)] = []
-
-func note(_ program: String, _ why: String) {
-    if !notes.contains(where: { $0.0 == program }) { notes.append((program, why)) }
-}
-
-/// Runs a command (stdout and stderr together); nil if it could not start.
-func execute(_ command: [String]) -> (status: Int32, output: String)? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = command
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    guard (try? process.run()) != nil else { return nil }
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return (process.terminationStatus, text)
-}
-
-func lastLine(_ text: String) -> String {
-    text.split(separator: "\n").last.map(String.init) ?? "(no output)"
-}
-
-/// Reads `key=value` fields from the last line that has all of them.
-func fields(_ keys: String...) -> (String) -> [Double]? {
-    { text in
-        for line in text.split(separator: "\n").reversed() {
-            let words = line.split(separator: " ")
-            let values = keys.compactMap { key in
-                words.first { $0.hasPrefix("\(key)=") }.flatMap { Double($0.dropFirst(key.count + 1)) }
-            }
-            if values.count == keys.count { return values }
-        }
-        return nil
-    }
-}
-
 /// Python, found as queue-bench finds it (the columns say n/a, and why, when it is not there).
 let python: String? = {
     guard let result = execute(["python3", "--version"]), result.status == 0 else {
@@ -193,57 +131,10 @@ let python: String? = {
 func py(_ mode: String, _ arguments: [String], _ parse: (String) -> [Double]?) -> [Double]? {
     guard python != nil else { return nil }
     let program = "pool_reference.py --mode \(mode)"
-    let command = ["python3", script, "--mode", mode, "--workers", "\(workerCount)"] + arguments
-    guard let result = execute(command) else {
-        note(program, "`python3` could not be started")
-        return nil
-    }
-    guard result.status == 0 else {
-        note(program, "exited with status \(result.status): \(lastLine(result.output))")
-        return nil
-    }
-    guard let values = parse(result.output) else {
-        note(program, "printed no figures: \(lastLine(result.output))")
-        return nil
-    }
-    return values
+    return reference(program, ["python3", script, "--mode", mode, "--workers", "\(workerCount)"] + arguments, parse)
 }
 
 // MARK: Measuring
-
-func fmt(_ value: Double?, _ digits: Int = 0) -> String {
-    guard let value else { return "n/a" }
-    return String(format: "%.\(digits)f", value).replacingOccurrences(of: "(\\d)(?=(\\d{3})+(?!\\d))", with: "$1,", options: .regularExpression)
-}
-
-func median(_ values: [Double]) -> Double? {
-    let sorted = values.sorted()
-    return sorted.isEmpty ? nil : sorted[sorted.count / 2]
-}
-
-/// The medians of `runs` turns of each measurement (per figure: a round trip gives p50 and p99).
-/// Only ours throws (a reference that fails gives nil and a note): then no numbers.
-func measure(_ measurements: [() throws -> [Double]?]) -> [[Double]?] {
-    var results = Array(repeating: [[Double]](), count: measurements.count)
-    for _ in 0..<runs {
-        for (index, measurement) in measurements.enumerated() {
-            do {
-                if let values = try measurement() { results[index].append(values) }
-            } catch {
-                wrong("our pool failed: \(error)")
-            }
-        }
-    }
-    return results.map { turns in
-        guard let width = turns.first?.count else { return nil }
-        return (0..<width).map { figure in median(turns.map { $0[figure] })! }
-    }
-}
-
-func loadAverage() -> String {
-    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
-    return text.split(separator: " ").prefix(3).joined(separator: " ")
-}
 
 #if DEBUG
 print("WARNING: a debug build; the numbers mean nothing. Use -c release.\n")
@@ -272,27 +163,12 @@ let latency = measure([
     { py("latency", ["-n", "\(roundTripCount)", "--warmup", "\(roundTripWarmUp)"], fields("p50_us", "p99_us")) },
 ])
 
+/// The medians of this program's runs; a failure of ours stops it before any number.
+func measure(_ measurements: [() throws -> [Double]?]) -> [[Double]?] {
+    BenchSupport.measure(measurements, runs: runs) { wrong("our pool failed: \($0)") }
+}
+
 // MARK: Report
-
-/// Ours over theirs, for figures where more is better.
-func times(_ ours: Double?, _ theirs: Double?) -> Double? {
-    guard let ours, let theirs, theirs > 0 else { return nil }
-    return ours / theirs
-}
-
-/// "5.61x"; for a time, below 1 also as a fraction: "0.31x (1/3.2)".
-func ratio(_ value: Double?, time: Bool = false) -> String {
-    guard let value else { return "n/a" }
-    let plain = String(format: "%.2fx", value)
-    return time && value < 1 && value > 0 ? plain + String(format: " (1/%.1f)", 1 / value) : plain
-}
-
-func microseconds(_ value: Double?) -> String {
-    guard let value else { return "n/a" }
-    return fmt(value, value < 10 ? 2 : 1)
-}
-
-func row(_ cells: [String]) -> String { "| " + cells.joined(separator: " | ") + " |" }
 
 /// A cell with nothing measured for it (not a failure: n/a is one).
 let none = "—"
@@ -319,28 +195,4 @@ let targets: [(String, Double?, Bool, Double, String)] = [
     ("round trip p50: at most half of Python's (`Pool.apply`)",
      times(latency[0]?[0], latency[1]?[0]), false, 0.5, "Python Pool.apply"),
 ]
-print("")
-print("Targets (ratios from this run):")
-print("")
-print("| target | this run | |")
-print("|---|---:|---|")
-var met = 0
-for (what, value, moreIsBetter, limit, missing) in targets {
-    guard let value else {
-        print(row([what, "n/a", "unknown (no \(missing) figure)"]))
-        continue
-    }
-    let ok = moreIsBetter ? value >= limit : value <= limit
-    if ok { met += 1 }
-    print(row([what, ratio(value, time: !moreIsBetter), ok ? "met" : "not met"]))
-}
-print("")
-print("\(met) of \(targets.count) targets met.")
-
-if !notes.isEmpty {
-    print("")
-    print("Notes (why a column says n/a):")
-    for (program, why) in notes { print("- \(program): \(why)") }
-}
-print("")
-print("Ran in \(fmt(Double(monotonicNanoseconds() - began) / 1e9)) s; load average \(loadAverage()) at end.")
+printEnding(targets: targets, began: began)
