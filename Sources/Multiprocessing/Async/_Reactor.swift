@@ -198,16 +198,7 @@ final class _Reactor: Sendable {
     // MARK: The thread
 
     private func startThread() throws(Errno) {
-        let context = Unmanaged.passRetained(self).toOpaque()  // the reactor lives as long as the process
-        var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { context in
-            Unmanaged<_Reactor>.fromOpaque(context!).takeUnretainedValue().run()
-        }, context)
-        guard result == 0 else {
-            Unmanaged<_Reactor>.fromOpaque(context).release()
-            throw Errno(rawValue: result)
-        }
-        pthread_detach(thread)
+        try _startThread { self.run() }  // the reactor lives as long as the process
     }
 
     private func run() -> Never {

@@ -370,3 +370,25 @@ func _write(_ fd: FileDescriptor, _ buffer: UnsafeRawBufferPointer) throws(Errno
 func _setCloseOnExec(_ fd: FileDescriptor) {
     _ = fcntl(fd.rawValue, F_SETFD, FD_CLOEXEC)
 }
+
+/// Runs `body` on a new, detached thread (the reactor's, a pool worker's reader, a
+/// worker's watch on its parent): threads that wait in blocking calls for as long
+/// as they live, which Swift's cooperative pool must not. The corresponding C
+/// function is `pthread_create`.
+func _startThread(_ body: @escaping @Sendable () -> Void) throws(Errno) {
+    final class Body: Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+    let context = Unmanaged.passRetained(Body(body)).toOpaque()
+    var thread = pthread_t()
+    let result = pthread_create(&thread, nil, { context in
+        Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
+        return nil
+    }, context)
+    guard result == 0 else {
+        Unmanaged<Body>.fromOpaque(context).release()
+        throw Errno(rawValue: result)
+    }
+    pthread_detach(thread)
+}

@@ -127,15 +127,14 @@ extension ProcessPool {
     /// re-parented), exits now.
     static func watchParent(_ parent: Int32) {
         guard let handle = try? _pidDescriptor(parent), getppid() == parent else { _exit(code: 0) }
-        let context = UnsafeMutableRawPointer(bitPattern: UInt(UInt32(bitPattern: handle.rawValue)) + 1)
-        var thread = pthread_t()
-        let started = pthread_create(&thread, nil, { context in
-            let fd = FileDescriptor(rawValue: CInt(truncatingIfNeeded: Int(bitPattern: context) - 1))
-            while (try? _pollReadable([fd], deadline: nil))?.first != true {}
-            _exit(code: 0)
-        }, context)
-        if started != 0 { _exit(code: 0) }  // a worker that cannot watch must not run unwatched
-        pthread_detach(thread)
+        do throws(Errno) {
+            try _startThread {
+                while (try? _pollReadable([handle], deadline: nil))?.first != true {}
+                _exit(code: 0)
+            }
+        } catch {
+            _exit(code: 0)  // a worker that cannot watch must not run unwatched
+        }
     }
 }
 

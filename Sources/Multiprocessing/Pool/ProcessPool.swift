@@ -335,7 +335,11 @@ public final class ProcessPool: Sendable {
             state.idle.append(worker.id)
             return worker
         }
-        Self.startThread { self.read(worker) }
+        do {
+            try _startThread { self.read(worker) }
+        } catch {
+            _Concurrency.Task.detached { self.read(worker) }  // no thread to be had: on the pool's, rather than not at all
+        }
     }
 
     /// Queues a job and waits for its outputs.
@@ -403,12 +407,9 @@ public final class ProcessPool: Sendable {
         }
         guard holds else { return }
         if ending == .cancelled {
-            // SIGTERM, then SIGKILL after the grace period if it is still there.
-            try? worker.child.terminate()
+            // The scoped child's teardown: SIGTERM, the grace period, SIGKILL.
             let grace = gracePeriod
-            _Concurrency.Task {
-                if try await worker.child.join(timeout: grace) == nil { try? worker.child.kill() }
-            }
+            _Concurrency.Task { await worker.child.stop(gracePeriod: grace) }
         } else {
             try? worker.child.kill()
         }
@@ -546,27 +547,6 @@ public final class ProcessPool: Sendable {
         return .failure(failure.type == "unknownTask"
             ? ProcessPoolError(.unknownTask, failure.description, worker: worker)
             : ProcessPoolError(.taskFailed, "\(failure.type): \(failure.description)", worker: worker, remoteType: failure.type))
-    }
-
-    /// A detached thread running `body` (a worker's reader).
-    private static func startThread(_ body: @escaping @Sendable () -> Void) {
-        final class Box: Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        let context = Unmanaged.passRetained(Box(body)).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { context in
-            let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-            box.body()
-            return nil
-        }, context)
-        if result == 0 {
-            pthread_detach(thread)
-        } else {
-            Unmanaged<Box>.fromOpaque(context).release()
-            _Concurrency.Task.detached { body() }  // no thread to be had: on the pool's, rather than not at all
-        }
     }
 
     private func wakeDrainWaiters() {
