@@ -65,7 +65,7 @@ extension Queue {
         // wait holds no thread.
         for _ in 0..<Self.spinsBeforeSuspending {
             swiftmp_cpu_relax()
-            if ring.mayHaveData, let item = try tryGet() { return item }
+            if ring.hasData, let item = try tryGet() { return item }
         }
         ring.beginPolling(forSlots: false)
         defer { ring.endPolling(forSlots: false) }

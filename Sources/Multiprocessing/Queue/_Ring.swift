@@ -207,7 +207,8 @@ final class _Ring: @unchecked Sendable {
     }
 
     /// Whether a record waits in the ring.
-    private var hasData: Bool { (writeIndex.load() & ~7) != (readIndex.load() & ~7) }
+    /// Whether a record waits in the ring (another reader may take it first).
+    var hasData: Bool { (writeIndex.load() & ~7) != (readIndex.load() & ~7) }
 
     // MARK: Slots (the slots lock)
 
@@ -289,7 +290,7 @@ final class _Ring: @unchecked Sendable {
     private func itemsLeft() {
         slotFreed.signal(changingWord: true)
         if unfinished == 0 { allDone.signal(changingWord: true) }
-        signalSlotPollers()
+        signalPollers(forSlots: true)
     }
 
     // MARK: The writers table
@@ -490,7 +491,7 @@ final class _Ring: @unchecked Sendable {
         _crashPoint(.writeCommitted)
         applyWrite(control.pointee.write_intent)
         dataArrived.signal(changingWord: false)
-        if pollers.load() > 0 { _signalEventDescriptor(readiness) }
+        signalPollers(forSlots: false)
     }
 
     private func applyWrite(_ intent: swiftmp_intent) {
@@ -519,7 +520,7 @@ final class _Ring: @unchecked Sendable {
             readLock.unlock()
             // An async getter that found this lock busy tried and suspended: if items
             // remain, it hears of them now instead of at its next tick.
-            if pollers.load() > 0 && hasData { _signalEventDescriptor(readiness) }
+            if hasData { signalPollers(forSlots: false) }
         }
         if outcome == .ownerDied { finishDeadReader() }
         var payload = _Payload()
@@ -625,7 +626,7 @@ final class _Ring: @unchecked Sendable {
         spaceFreed.signal(changingWord: false)
         if added > 0 && maxsize > 0 { slotFreed.signal(changingWord: true) }
         if addedLost > 0 && unfinished == 0 { allDone.signal(changingWord: true) }
-        if (added > 0 && maxsize > 0) || addedLost > 0 { signalSlotPollers() }
+        if (added > 0 && maxsize > 0) || addedLost > 0 { signalPollers(forSlots: true) }
     }
 
     /// Finishes what a reader killed holding the read lock committed (the lock held).
@@ -664,7 +665,7 @@ final class _Ring: @unchecked Sendable {
             if done.compareExchange(expected: now, desired: now &+ 1) {
                 if unfinished == 0 {
                     allDone.signal(changingWord: true)
-                    signalSlotPollers()
+                    signalPollers(forSlots: true)
                 }
                 return true
             }
@@ -678,11 +679,11 @@ final class _Ring: @unchecked Sendable {
 
     // MARK: Readiness
 
-    /// Whether anything may have changed for a waiter on the readiness eventfd:
-    /// writers signal it while `pollers` (waiting for items) is raised, readers and
-    /// `taskDone` while `slotPollers` (async putters and joiners) is.
-    private func signalSlotPollers() {
-        if slotPollers.load() > 0 { _signalEventDescriptor(readiness) }
+    /// Signals the readiness eventfd if anyone waits on it: for items (`pollers`:
+    /// a writer published, a reader left items behind) or for a slot or the last
+    /// task done (`slotPollers`: async putters and joiners).
+    private func signalPollers(forSlots: Bool) {
+        if (forSlots ? slotPollers : pollers).load() > 0 { _signalEventDescriptor(readiness) }
     }
 
     /// Raises the count of those waiting on the readiness eventfd for items
@@ -694,9 +695,6 @@ final class _Ring: @unchecked Sendable {
     func endPolling(forSlots: Bool) {
         (forSlots ? slotPollers : pollers).add(UInt32.max)  // -1
     }
-
-    /// Whether a record waits in the ring (another reader may take it first).
-    var mayHaveData: Bool { hasData }
 
     /// Waits until a record may be in the ring, or `deadline`, without a lock: the
     /// readiness eventfd is signalled while anyone waits this way. (For `poll`,
