@@ -17,25 +17,43 @@ struct ToolTests {
         .deletingLastPathComponent().appendingPathComponent("msgpack")
 
     /// Runs `msgpack` with `arguments`, `input` on its standard input.
+    ///
+    /// Through `posix_spawn` and files, not Foundation's `Process`: `Process` closes
+    /// its pipes and its own socket on another thread some time after the exit, and
+    /// the descriptor check of the tests that run next (`make test`) would see them
+    /// vanish.
     func run(_ arguments: [String], input: [UInt8] = []) throws -> Run {
         try #require(
             FileManager.default.isExecutableFile(atPath: Self.executable.path),
             "msgpack is not at \(Self.executable.path): run `swift build` before `swift test`")
-        let process = Process()
-        process.executableURL = Self.executable
-        process.arguments = arguments
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        // The tool reads all of its input before it writes, so this order cannot deadlock.
-        try stdin.fileHandleForWriting.write(contentsOf: input)
-        try stdin.fileHandleForWriting.close()
-        let output = try stdout.fileHandleForReading.readToEnd() ?? Data()
-        let errors = try stderr.fileHandleForReading.readToEnd() ?? Data()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: [UInt8](output), stderr: String(decoding: errors, as: UTF8.self))
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("msgpack-tool-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let inputFile = directory.appendingPathComponent("stdin")
+        let outputFile = directory.appendingPathComponent("stdout")
+        let errorFile = directory.appendingPathComponent("stderr")
+        try Data(input).write(to: inputFile)
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, inputFile.path, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputFile.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errorFile.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([Self.executable.path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, Self.executable.path, &actions, nil, argv, environ)
+        try #require(spawned == 0, "posix_spawn failed: \(String(cString: strerror(spawned)))")
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        // WIFEXITED/WEXITSTATUS are macros Swift does not import.
+        let exited = status & 0x7f == 0
+        return Run(
+            status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f),
+            stdout: [UInt8](try Data(contentsOf: outputFile)),
+            stderr: String(decoding: try Data(contentsOf: errorFile), as: UTF8.self))
     }
 
     func run(_ arguments: [String], input: String) throws -> Run {
