@@ -163,6 +163,11 @@ public enum PoolTasks {
         raise(signal)
         return 0
     }
+    /// x + 1; SIGKILLs its worker for a negative x.
+    public static let addOneOrDie = ProcessPool.Task("pool-add-one-or-die") { (x: Int) -> Int in
+        if x < 0 { raise(SIGKILL) }
+        return x + 1
+    }
     /// A real segmentation fault: a store to address 16.
     public static let segfault = ProcessPool.Task("pool-segfault") { (_: Int) -> Int in
         UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
@@ -190,7 +195,7 @@ public enum PoolTasks {
         getenv("POOL_INIT").map { String(cString: $0) } ?? ""
     }
 
-    public static let all: [any ChildProcessEntry] = [addOne, pid, sleep, killSelf, segfault, fail, crashOnce, initialize, initialized]
+    public static let all: [any ChildProcessEntry] = [addOne, pid, sleep, killSelf, addOneOrDie, segfault, fail, crashOnce, initialize, initialized]
 }
 
 public struct PoolTestFailure: Error, CustomStringConvertible {

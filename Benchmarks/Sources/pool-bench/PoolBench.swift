@@ -3,7 +3,7 @@
 // and concurrent.futures.ProcessPoolExecutor (../../python/pool_reference.py), in one
 // run, with 2 workers for all.
 //
-//     swift run -c release --package-path Benchmarks pool-bench [--runs N] [--quick]
+//     swift run -c release --package-path Benchmarks pool-bench [--runs N] [--quick] [--ours-only]
 //
 // The task is "add-one", x + 1 on an Int: all cost is the pool's, none the work's.
 // Tasks per second: 20,000 tasks (2,000 with --quick) through `pool.map` (ordered) and
@@ -120,6 +120,10 @@ let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletin
 
 /// Python, found as queue-bench finds it (the columns say n/a, and why, when it is not there).
 let python: String? = {
+    if arguments.contains("--ours-only") {
+        note("python3", "not run (--ours-only, for profiling our pool): the Python columns say n/a")
+        return nil
+    }
     guard let result = execute(["python3", "--version"]), result.status == 0 else {
         note("python3", "not found: the Python columns say n/a")
         return nil

@@ -218,6 +218,29 @@ public final class Connection: Sendable {
         }
     }
 
+    /// Sends several frames, as few writes as their size allows (one, up to 64 KiB):
+    /// a pool sends a worker the requests that queued up for it together. Not atomic
+    /// on a pipe, so only for a connection that one sender at a time writes to.
+    func sendFrames(_ payloads: [[UInt8]]) throws(ConnectionError) {
+        try check(writing: true)
+        try withDescriptors(wakeable: false) { (io) throws(ConnectionError) in
+            var batch: [UInt8] = []
+            do throws(Errno) {
+                for payload in payloads {
+                    batch += _Frame.header(forLength: payload.count)
+                    batch += payload
+                    if batch.count >= 65536 {
+                        try _writeFully(io.fd, batch)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                }
+                if !batch.isEmpty { try _writeFully(io.fd, batch) }
+            } catch {
+                throw .system(error, "writing frames")
+            }
+        }
+    }
+
     /// Receives one frame's payload.
     /// - Parameter maxLength: The longest payload accepted (default: `maxFrameLength`).
     ///   A longer frame throws `.frameTooLong` before anything is allocated for it.
@@ -335,10 +358,23 @@ public final class Connection: Sendable {
     /// - Throws: `.closed`, also when `close()` is called meanwhile; `.wrongDirection`; `.system`.
     public func poll(timeout: Duration? = .zero) throws(ConnectionError) -> Bool {
         try check(writing: false)
+        if reading.withLock({ $0.hasStagedBytes }) { return true }
         return try withDescriptors(wakeable: true) { (io) throws(ConnectionError) in
             try Self.waitReadable([io], until: .after(timeout))[0]
         }
     }
+
+    /// Turns on read-ahead, for a connection no other process reads (a pool's, at
+    /// each end): one read then takes every frame that has arrived (up to 64 KiB),
+    /// and the frames after the first are taken from memory. Bytes read ahead
+    /// would be lost to a process the descriptor is handed to, so it is off by default.
+    func enableReadAhead() {
+        reading.withLock { $0.readsAhead = true }
+    }
+
+    /// Whether a whole frame has been read ahead: the next `receiveBytes` takes it
+    /// without a system call.
+    var hasWholeFrameReadAhead: Bool { reading.withLock { $0.hasWholeFrameStaged } }
 }
 
 /// The connections that have something to read (a frame, or end of file), waiting
@@ -393,6 +429,22 @@ private struct _FrameAssembly {
     /// of it in the pipe, and the next read would take payload for a header.
     var broken: ConnectionError?
 
+    /// Read-ahead (`Connection.enableReadAhead`): bytes read past the current frame,
+    /// `stage[staged]`, taken before the descriptor is read again.
+    var readsAhead = false
+    private var stage: [UInt8] = []
+    private var staged: Range<Int> = 0..<0
+    private static let stageSize = 1 << 16
+
+    var hasStagedBytes: Bool { !staged.isEmpty }
+
+    /// A whole frame with a 4-byte header is staged, and no frame is half taken.
+    var hasWholeFrameStaged: Bool {
+        guard headerCount == 0, staged.count >= 4 else { return false }
+        let length = stage[staged.lowerBound..<staged.lowerBound + 4].reduce(0) { $0 << 8 | Int($1) }
+        return length != 0xffff_ffff && staged.count - 4 >= length
+    }
+
     mutating func advance(_ fd: FileDescriptor, isSocket: Bool, limit: Int) throws(ConnectionError) -> _Received? {
         if let broken { throw broken }
         do throws(ConnectionError) {
@@ -408,7 +460,7 @@ private struct _FrameAssembly {
             guard let size = length else {
                 let long = headerCount >= 4
                 let what = long ? "a frame's 8-byte length" : "a frame header"
-                guard let got = try Self.readNow(fd, isSocket, into: &header, headerCount..<(long ? 12 : 4), what: what) else { return nil }
+                guard let got = try fill(fd, isSocket, into: \.header, headerCount..<(long ? 12 : 4), what: what) else { return nil }
                 if got == 0 {
                     if headerCount == 0 { return .endOfFile }
                     throw ConnectionError(.endOfFile, "the other end closed the connection inside \(what) (\(long ? headerCount - 4 : headerCount) of \(long ? 8 : 4) bytes)")
@@ -436,19 +488,47 @@ private struct _FrameAssembly {
                 grown.withUnsafeMutableBytes { new in payload.withUnsafeBytes { new.copyMemory(from: $0) } }
                 payload = grown
             }
-            let what = "a frame's payload of \(size) bytes"
-            guard let got = try Self.readNow(fd, isSocket, into: &payload, received..<payload.count, what: what) else { return nil }
+            guard let got = try fill(fd, isSocket, into: \.payload, received..<payload.count, what: "a frame's payload of \(size) bytes") else { return nil }
             if got == 0 {
-                throw ConnectionError(.endOfFile, "the other end closed the connection inside \(what) (\(received) of \(size) bytes)")
+                throw ConnectionError(.endOfFile, "the other end closed the connection inside a frame's payload of \(size) bytes (\(received) of \(size) bytes)")
             }
             received += got
         }
     }
 
+    /// `readNow`, through the stage when reading ahead: what is staged first; when
+    /// nothing is, one read of up to `stageSize` into it (for a small want).
+    private mutating func fill(
+        _ fd: FileDescriptor, _ isSocket: Bool, into target: WritableKeyPath<_FrameAssembly, [UInt8]>, _ range: Range<Int>,
+        what: @autoclosure () -> String
+    ) throws(ConnectionError) -> Int? {
+        // Moved out while it is written (no copy), so that the stage can be used meanwhile.
+        var buffer = self[keyPath: target]
+        self[keyPath: target] = []
+        defer { self[keyPath: target] = buffer }
+        if staged.isEmpty && readsAhead && range.count < Self.stageSize {
+            if stage.isEmpty { stage = [UInt8](repeating: 0, count: Self.stageSize) }
+            guard let got = try Self.readNow(fd, isSocket, into: &stage, 0..<Self.stageSize, what: what()) else { return nil }
+            if got == 0 { return 0 }
+            staged = 0..<got
+        }
+        guard !staged.isEmpty else { return try Self.readNow(fd, isSocket, into: &buffer, range, what: what()) }
+        let count = min(range.count, staged.count)
+        let from = staged.lowerBound
+        buffer.withUnsafeMutableBytes { to in
+            stage.withUnsafeBytes { stage in
+                UnsafeMutableRawBufferPointer(rebasing: to[range.lowerBound..<range.lowerBound + count])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: stage[from..<from + count]))
+            }
+        }
+        staged = from + count..<staged.upperBound
+        return count
+    }
+
     /// Reads into `buffer[range]` what has arrived, without waiting: how much (0:
     /// end of file), or nil when nothing has.
     private static func readNow(
-        _ fd: FileDescriptor, _ isSocket: Bool, into buffer: inout [UInt8], _ range: Range<Int>, what: String
+        _ fd: FileDescriptor, _ isSocket: Bool, into buffer: inout [UInt8], _ range: Range<Int>, what: @autoclosure () -> String
     ) throws(ConnectionError) -> Int? {
         var outcome: Result<Int?, Errno> = .success(nil)
         buffer.withUnsafeMutableBytes { raw in
@@ -460,6 +540,6 @@ private struct _FrameAssembly {
                 return try _read(fd, into: free)
             }
         }
-        do throws(Errno) { return try outcome.get() } catch { throw .system(error, "reading \(what)") }
+        do throws(Errno) { return try outcome.get() } catch { throw .system(error, "reading \(what())") }
     }
 }

@@ -82,6 +82,7 @@ extension ProcessPool {
         // Not inherited by what a task may start: a grandchild holding it would keep
         // the pool from seeing this worker's end.
         _setCloseOnExec(start.connection.fileDescriptor)
+        start.connection.enableReadAhead()  // only this process reads it
         if let name = start.initializer {
             guard let entry = tasks.first(where: { $0.name == name }) else {
                 _writeStandardError("swift-multiprocessing: no entry named '\(name)' to initialize a pool worker")
@@ -155,6 +156,16 @@ struct _PoolRequest: Codable, Sendable {
 
     init(id: UInt64, task: String, input: [UInt8]) { (self.id, self.task, self.input) = (id, task, input) }
     init(id: UInt64, task: String, inputs: [[UInt8]]) { (self.id, self.task, self.inputs) = (id, task, inputs) }
+
+    /// Its MessagePack: what `MessagePackEncoder` makes of it, made as a value
+    /// instead (the pool makes one per task, and Codable's per-call costs were
+    /// the larger part of the pool's own work).
+    func bytes() throws -> [UInt8] {
+        var pairs: [(key: MessagePackValue, value: MessagePackValue)] = [("id", .uint(id)), ("task", .string(task))]
+        if let input { pairs.append(("input", .binary(input))) }
+        if let inputs { pairs.append(("inputs", .array(inputs.map { .binary($0) }))) }
+        return try MessagePackValue.map(pairs).bytes()
+    }
 }
 
 /// Worker → pool: request `id`'s output (MessagePack bytes) or its error; for a

@@ -17,7 +17,7 @@ import SystemPackage
 /// ```
 ///
 /// Each worker is a child process running this executable (or `executable`),
-/// with one duplex `Connection` to the pool, and holds one task at a time; the pool
+/// with one duplex `Connection` to the pool, and runs one task at a time; the pool
 /// knows which. So a worker that dies mid-task (a signal, a crash in native code,
 /// the OOM killer) fails that task alone, with `ProcessPoolError.workerDied`
 /// naming the worker and how it ended, or retries it (`retries`); a new worker
@@ -28,6 +28,12 @@ import SystemPackage
 /// No worker outlives the pool's process: each watches its parent through a pidfd
 /// and exits the moment it ends, even in the middle of a task, and ends at end of
 /// file on its connection.
+///
+/// A worker whose last task took under a millisecond is sent up to
+/// `ProcessPool.pipelineDepth` tasks at once, so that it never waits for the pool
+/// between short tasks; the pool still knows which one runs (a worker answers in
+/// order), and the ones behind it, which never began, wait again for another
+/// worker if it dies. A worker whose tasks take longer holds one at a time.
 public final class ProcessPool: Sendable {
     /// How many workers run at once.
     public let workerCount: Int
@@ -39,27 +45,41 @@ public final class ProcessPool: Sendable {
     public let retries: Int
     /// How long a worker stopped for a cancelled task has between SIGTERM and SIGKILL.
     public let gracePeriod: Duration
+    /// The most tasks a worker holds at once, when its tasks are short.
+    public static let pipelineDepth = 16
+    /// A task under this (in nanoseconds, as the pool sees it) is short.
+    static let shortTask: Int64 = 1_000_000
+    /// How long a task cancelled while it waited in a worker may run before the
+    /// worker is stopped (its caller was answered at once).
+    static let cancelledAllowance: Duration = .milliseconds(100)
     private let executable: String
     /// For a worker program that is not a Swift one calling `bootstrap`: its
     /// arguments (it gets its connection as descriptor 3).
     private let arguments: [String]?
     private let initializer: Initializer?
     private let state = Mutex(State())
-    private let encoder = MessagePackEncoder()
-    private let decoder = MessagePackDecoder()
+    let encoder = MessagePackEncoder()
+    let decoder = MessagePackDecoder()
+
+    /// Each input's output (MessagePack) or error, in order.
+    typealias Outcomes = [Result<[UInt8], any Error>]
+    /// Where a job's outcome goes; never called under the pool's lock.
+    typealias Finish = @Sendable (Result<Outcomes, any Error>) -> Void
 
     private struct Job {
         let id: UInt64
         let task: String
-        /// The inputs' MessagePack: one, or a chunk of several sent as one request.
-        let inputs: [[UInt8]]
-        let chunked: Bool
+        /// The `_PoolRequest` frame, made once.
+        let request: [UInt8]
+        let inputCount: Int
         let timeout: Duration?
         var triesLeft: Int
-        /// Resumed with each input's output or error, in order.
-        let continuation: CheckedContinuation<[Result<[UInt8], any Error>], any Error>
+        let finish: Finish
         /// Why the pool itself ended the job's worker, if it did.
         var ending: Ending?
+        /// Cancelled while it waited in a worker: its caller has been answered, and
+        /// what comes of it is dropped.
+        var answered = false
     }
 
     private enum Ending { case timedOut, cancelled, stopped }
@@ -68,26 +88,65 @@ public final class ProcessPool: Sendable {
         let id: Int
         let child: ChildProcess
         let connection: Connection
+        /// Requests given to this worker and not yet written, in the order given.
+        private let outbox = Mutex(Outbox())
+        private struct Outbox {
+            var frames: [[UInt8]] = []
+            var writing = false
+        }
+
         init(id: Int, child: ChildProcess, connection: Connection) {
             (self.id, self.child, self.connection) = (id, child, connection)
         }
+
+        /// Called under the pool's lock, in the order the jobs were given.
+        func give(_ frame: [UInt8]) { outbox.withLock { $0.frames.append(frame) } }
+
+        /// Writes what was given, in order. Threads that give at once do not wait on
+        /// each other: the one writing takes what the others gave before it stops.
+        /// - Returns: false if the worker cannot be written to.
+        func flush() -> Bool {
+            while true {
+                let frames = outbox.withLock { outbox -> [[UInt8]] in
+                    guard !outbox.writing, !outbox.frames.isEmpty else { return [] }
+                    outbox.writing = true
+                    defer { outbox.frames.removeAll() }
+                    return outbox.frames
+                }
+                guard !frames.isEmpty else { return true }
+                let written = (try? connection.sendFrames(frames)) != nil
+                outbox.withLock { $0.writing = false }
+                guard written else { return false }
+            }
+        }
+    }
+
+    /// What the pool knows of a live worker.
+    private struct Seat {
+        /// The jobs sent to it, in order: the first is the one running.
+        var jobs: [UInt64] = []
+        var finished = 0
+        /// Its last task was short: it may hold `pipelineDepth` jobs.
+        var short = false
+        /// When its first job began, as the pool sees it (the send, or the reply before).
+        var since: Int64 = 0
+        /// When it was last given a job (a count): of two as loaded, the one given
+        /// a job longer ago takes the next, so work spreads over the workers.
+        var lastGiven: UInt64 = 0
+        /// Being ended by the pool (a timeout, a cancellation, its quota): it takes no
+        /// new job, even if a reply comes before the signal lands.
+        var doomed = false
     }
 
     private struct State {
         var workers: [Int: Worker] = [:]
-        var idle: [Int] = []
-        /// Tasks each worker has finished.
-        var finished: [Int: Int] = [:]
+        var seats: [Int: Seat] = [:]
         /// Jobs waiting for a worker, in order.
         var pending = _FIFO<Job>()
-        /// Jobs on a worker, and which job each busy worker holds.
+        /// Jobs sent to a worker.
         var running: [UInt64: Job] = [:]
-        var busy: [Int: UInt64] = [:]
-        /// Jobs cancelled before they were queued (the handler ran first).
-        var cancelledEarly: Set<UInt64> = []
-        /// Workers being ended by the pool (a timeout, a cancellation): they take no
-        /// new job, even if their reply comes before the signal lands.
-        var doomed: Set<Int> = []
+        /// Job ids given out and not yet queued, and whether they were cancelled meanwhile.
+        var issued: [UInt64: Bool] = [:]
         /// Replacements being started: `shutdown` waits for them too.
         var spawning = 0
         /// Workers in a row that ended before finishing any task: the pool then
@@ -95,11 +154,31 @@ public final class ProcessPool: Sendable {
         var earlyDeaths = 0
         var nextWorker = 0
         var nextJob: UInt64 = 0
+        var jobsGiven: UInt64 = 0
+        /// Jobs that waited in a worker that died, given to another (for tests).
+        var requeued = 0
         var closed = false
         /// `shutdown()` calls waiting for every job to end.
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
 
         var hasWork: Bool { !pending.isEmpty || !running.isEmpty }
+
+        /// The least loaded worker that may take another job, if any.
+        /// The least loaded worker that may take jobs, if any, and how many. A
+        /// worker of short tasks takes more once it is down to half its depth, and
+        /// then is filled: its requests go in one write, not one each.
+        func seatWithRoom(quota: Int?) -> (id: Int, room: Int)? {
+            var best: (id: Int, room: Int, load: Int, lastGiven: UInt64)?
+            for (id, seat) in seats where !seat.doomed {
+                guard seat.jobs.isEmpty || (seat.short && seat.jobs.count <= ProcessPool.pipelineDepth / 2) else { continue }
+                var room = (seat.short ? ProcessPool.pipelineDepth : 1) - seat.jobs.count
+                if let quota { room = Swift.min(room, quota - seat.finished - seat.jobs.count) }
+                guard room > 0 else { continue }
+                if let chosen = best, (chosen.load, chosen.lastGiven) <= (seat.jobs.count, seat.lastGiven) { continue }
+                best = (id, room, seat.jobs.count, seat.lastGiven)
+            }
+            return best.map { ($0.id, $0.room) }
+        }
     }
 
     /// Starts `workers` worker processes.
@@ -155,114 +234,20 @@ public final class ProcessPool: Sendable {
     ///   `CancellationError` when the awaiting task is cancelled.
     public func run<Input, Output>(_ task: Task<Input, Output>, _ input: Input, timeout: Duration? = nil) async throws -> Output {
         let bytes = try encoder.encode(input)
-        let outcomes = try await submit(task.name, [bytes], chunked: false, timeout: timeout ?? defaultTimeout)
+        let id = newJobID()
+        let outcomes = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Outcomes, any Error>) in
+                enqueue(id, task.name, [bytes], chunked: false, timeout: timeout ?? defaultTimeout) { continuation.resume(with: $0) }
+            }
+        } onCancel: {
+            cancel(id)
+        }
         return try decoder.decode(Output.self, from: outcomes[0].get())
     }
 
     /// `run` for synchronous callers: blocks this thread (never call it from async code).
     public func run<Input, Output>(_ task: Task<Input, Output>, _ input: Input, timeout: Duration? = nil) throws -> Output {
-        let result = _BlockingResult<Output>()
-        let done = DispatchSemaphore(value: 0)
-        _Concurrency.Task.detached {
-            do { result.set(.success(try await self.run(task, input, timeout: timeout))) } catch { result.set(.failure(error)) }
-            done.signal()
-        }
-        done.wait()
-        return try result.get()
-    }
-
-    /// Runs `task` on a chunk of inputs as one request: each input's output, or its error.
-    private func runChunk<Input, Output>(_ task: Task<Input, Output>, _ inputs: ArraySlice<Input>) async throws -> [Result<Output, any Error>] {
-        let bytes = try inputs.map { try encoder.encode($0) }
-        let outcomes = try await submit(task.name, bytes, chunked: true, timeout: defaultTimeout)
-        return outcomes.map { outcome in Result { try decoder.decode(Output.self, from: outcome.get()) } }
-    }
-
-    /// The outputs of `task` on each input, in the inputs' order (Python's `map`). It
-    /// throws at the first failure, and ends the tasks not yet done. All inputs are
-    /// queued at once; the workers take them in order, `chunkSize` at a time (one
-    /// request and one reply for each chunk: for tiny tasks, fewer round trips).
-    public func map<Input, Output>(
-        _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
-    ) -> AsyncThrowingStream<Output, any Error> {
-        let chunks = Self.chunks(of: Array(inputs), size: chunkSize)
-        return AsyncThrowingStream { continuation in
-            let producer = _Concurrency.Task {
-                do {
-                    try await withThrowingTaskGroup(of: (Int, [Output]).self) { group in
-                        for (index, chunk) in chunks.enumerated() {
-                            group.addTask {
-                                guard chunk.count > 1 else { return (index, [try await self.run(task, chunk[chunk.startIndex])]) }
-                                return (index, try await self.runChunk(task, chunk).map { try $0.get() })
-                            }
-                        }
-                        var early: [Int: [Output]] = [:]
-                        var next = 0
-                        for try await (index, outputs) in group {
-                            early[index] = outputs
-                            while let outputs = early.removeValue(forKey: next) {
-                                for output in outputs { continuation.yield(output) }
-                                next += 1
-                            }
-                        }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in producer.cancel() }
-        }
-    }
-
-    /// One input's outcome, from `mapUnordered`.
-    public struct Completion<Output: Sendable>: Sendable {
-        /// The input's position in the sequence given.
-        public let index: Int
-        /// Its output, or its error.
-        public let result: Result<Output, any Error>
-    }
-
-    /// Each input's outcome as it finishes (Python's `imap_unordered`, with the
-    /// failures as values: one failure ends nothing), `chunkSize` inputs to a request.
-    public func mapUnordered<Input, Output>(
-        _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
-    ) -> AsyncStream<Completion<Output>> {
-        let chunks = Self.chunks(of: Array(inputs), size: chunkSize)
-        return AsyncStream { continuation in
-            let producer = _Concurrency.Task {
-                await withTaskGroup(of: [Completion<Output>].self) { group in
-                    for chunk in chunks {
-                        group.addTask {
-                            guard chunk.count > 1 else {
-                                do {
-                                    return [Completion(index: chunk.startIndex, result: .success(try await self.run(task, chunk[chunk.startIndex])))]
-                                } catch {
-                                    return [Completion(index: chunk.startIndex, result: .failure(error))]
-                                }
-                            }
-                            do {
-                                return try await self.runChunk(task, chunk).enumerated().map {
-                                    Completion(index: chunk.startIndex + $0.offset, result: $0.element)
-                                }
-                            } catch {
-                                return chunk.indices.map { Completion(index: $0, result: .failure(error)) }
-                            }
-                        }
-                    }
-                    for await completions in group {
-                        for completion in completions { continuation.yield(completion) }
-                    }
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in producer.cancel() }
-        }
-    }
-
-    private static func chunks<Element>(of elements: [Element], size: Int) -> [ArraySlice<Element>] {
-        let size = Swift.max(1, size)
-        return stride(from: 0, to: elements.count, by: size).map { elements[$0..<Swift.min($0 + size, elements.count)] }
+        try _waitBlocking { try await self.run(task, input, timeout: timeout) }
     }
 
     // MARK: Shutting down
@@ -271,20 +256,17 @@ public final class ProcessPool: Sendable {
     /// queued and running finish first. Otherwise they fail `.shutDown` and the
     /// workers are killed. Returns once every worker has ended.
     public func shutdown(drain: Bool = true) async {
-        var failed: [CheckedContinuation<[Result<[UInt8], any Error>], any Error>] = []
+        var failed: [Finish] = []
         var stopping: [Worker] = []
         let waitForDrain = state.withLock { state -> Bool in
             state.closed = true
             guard !drain else { return state.hasWork }
-            while let job = state.pending.popFirst() { failed.append(job.continuation) }
-            for (id, job) in state.running {
-                state.running[id]?.ending = .stopped
-                _ = job
-            }
-            stopping = state.busy.keys.compactMap { state.workers[$0] }
+            while let job = state.pending.popFirst() { failed.append(job.finish) }
+            for id in Array(state.running.keys) { state.running[id]?.ending = .stopped }
+            stopping = state.seats.filter { !$0.value.jobs.isEmpty }.compactMap { state.workers[$0.key] }
             return false
         }
-        for continuation in failed { continuation.resume(throwing: ProcessPoolError.shutDown) }
+        for finish in failed { finish(.failure(ProcessPoolError.shutDown)) }
         for worker in stopping { try? worker.child.kill() }
         if waitForDrain {
             await withCheckedContinuation { continuation in
@@ -308,11 +290,158 @@ public final class ProcessPool: Sendable {
         }
     }
 
+    /// Tasks that waited in a worker that died, or were retried, and were given to
+    /// another worker (for tests).
+    var requeuedTasks: Int { state.withLock { $0.requeued } }
+
+    /// The live workers' pids (for tests).
+    var workerProcessIDs: [Int32] { state.withLock { $0.workers.values.map(\.child.pid) } }
+
+    // MARK: Jobs
+
+    /// A job id, for `enqueue` and `cancel`; `cancel` before `enqueue` makes the
+    /// job refused when it comes.
+    func newJobID() -> UInt64 {
+        state.withLock { state in
+            state.nextJob += 1
+            state.issued[state.nextJob] = false
+            return state.nextJob
+        }
+    }
+
+    /// Gives back an id from `newJobID` that will not be queued.
+    func forget(_ id: UInt64) {
+        state.withLock { _ = $0.issued.removeValue(forKey: id) }
+    }
+
+    /// Queues a job of `inputs` (MessagePack each; `chunked`: one request for all)
+    /// under `id`, from `newJobID`; `finish` gets its outcome.
+    func enqueue(_ id: UInt64, _ task: String, _ inputs: [[UInt8]], chunked: Bool, timeout: Duration?, finish: @escaping Finish) {
+        let request: [UInt8]
+        do {
+            request = try (chunked
+                ? _PoolRequest(id: id, task: task, inputs: inputs)
+                : _PoolRequest(id: id, task: task, input: inputs[0])).bytes()
+        } catch {
+            state.withLock { _ = $0.issued.removeValue(forKey: id) }
+            return finish(.failure(error))
+        }
+        let refusal = state.withLock { state -> (any Error)? in
+            let cancelled = state.issued.removeValue(forKey: id) ?? false
+            if state.closed { return ProcessPoolError.shutDown }
+            if cancelled { return CancellationError() }
+            state.pending.append(Job(
+                id: id, task: task, request: request, inputCount: inputs.count, timeout: timeout, triesLeft: retries,
+                finish: finish))
+            return nil
+        }
+        if let refusal { finish(.failure(refusal)) } else { dispatch() }
+    }
+
+    /// Cancels job `id`: a waiting one is dropped; the running one's worker is
+    /// stopped; one waiting in a worker behind another is answered at once, and its
+    /// worker stopped if it runs past `cancelledAllowance` once it begins.
+    func cancel(_ id: UInt64) {
+        var answered: Finish?
+        let (waiting, running) = state.withLock { state -> (Job?, Worker?) in
+            if state.issued[id] != nil {
+                state.issued[id] = true
+                return (nil, nil)
+            }
+            if let job = state.pending.remove(where: { $0.id == id }) { return (job, nil) }
+            guard let job = state.running[id], !job.answered,
+                  let seat = state.seats.first(where: { $0.value.jobs.contains(id) }) else { return (nil, nil) }
+            if seat.value.jobs.first == id { return (nil, state.workers[seat.key]) }
+            state.running[id]?.answered = true
+            state.running[id]?.ending = .cancelled
+            answered = job.finish
+            return (nil, nil)
+        }
+        waiting?.finish(.failure(CancellationError()))
+        answered?(.failure(CancellationError()))
+        if let running { end(id, on: running, because: .cancelled) }
+    }
+
+    /// A timer on a job that has just begun in a worker.
+    private struct Timer {
+        let job: UInt64
+        let worker: Worker
+        let after: Duration
+        let ending: Ending
+
+        init?(_ job: Job, on worker: Worker) {
+            if job.answered {
+                (self.job, self.worker, after, ending) = (job.id, worker, ProcessPool.cancelledAllowance, .cancelled)
+            } else if let timeout = job.timeout {
+                (self.job, self.worker, after, ending) = (job.id, worker, timeout, .timedOut)
+            } else {
+                return nil
+            }
+        }
+    }
+
+    private func start(_ timers: [Timer]) {
+        for timer in timers {
+            _Concurrency.Task { [weak self] in
+                try? await _Concurrency.Task.sleep(for: timer.after)
+                self?.end(timer.job, on: timer.worker, because: timer.ending)
+            }
+        }
+    }
+
+    /// Gives waiting jobs to the workers with room, the least loaded first.
+    private func dispatch() {
+        var given: [Worker] = []
+        var timers: [Timer] = []
+        state.withLock { state in
+            guard !state.pending.isEmpty else { return }
+            let now = _Deadline.now.nanoseconds
+            while !state.pending.isEmpty, let (seat, room) = state.seatWithRoom(quota: tasksPerWorker),
+                  let worker = state.workers[seat] {
+                for _ in 0..<room {
+                    guard let job = state.pending.popFirst() else { break }
+                    if state.seats[seat]!.jobs.isEmpty {
+                        state.seats[seat]!.since = now
+                        if let timer = Timer(job, on: worker) { timers.append(timer) }
+                    }
+                    state.seats[seat]!.jobs.append(job.id)
+                    state.running[job.id] = job
+                    worker.give(job.request)
+                }
+                state.jobsGiven += 1
+                state.seats[seat]!.lastGiven = state.jobsGiven
+                given.append(worker)
+            }
+        }
+        // One that cannot be spoken to is ended; its reader handles its jobs as a death.
+        for worker in given where !worker.flush() { try? worker.child.kill() }
+        start(timers)
+    }
+
+    /// Ends the worker running job `id` (if it still does), saying why.
+    private func end(_ id: UInt64, on worker: Worker, because ending: Ending) {
+        let holds = state.withLock { state -> Bool in
+            guard state.seats[worker.id]?.jobs.first == id else { return false }
+            state.running[id]?.ending = ending
+            state.seats[worker.id]?.doomed = true
+            return true
+        }
+        guard holds else { return }
+        if ending == .cancelled {
+            // The scoped child's teardown: SIGTERM, the grace period, SIGKILL.
+            let grace = gracePeriod
+            _Concurrency.Task { await worker.child.stop(gracePeriod: grace) }
+        } else {
+            try? worker.child.kill()
+        }
+    }
+
     // MARK: The supervisor
 
     private func startWorker() throws {
         let (mine, theirs) = try Connection.pipe()
         defer { theirs.close() }  // the worker has its own copy
+        mine.enableReadAhead()  // only this process reads it
         let child: ChildProcess
         do {
             if let arguments {
@@ -332,7 +461,7 @@ public final class ProcessPool: Sendable {
             state.nextWorker += 1
             let worker = Worker(id: state.nextWorker, child: child, connection: mine)
             state.workers[worker.id] = worker
-            state.idle.append(worker.id)
+            state.seats[worker.id] = Seat()
             return worker
         }
         do {
@@ -340,90 +469,7 @@ public final class ProcessPool: Sendable {
         } catch {
             _Concurrency.Task.detached { self.read(worker) }  // no thread to be had: on the pool's, rather than not at all
         }
-    }
-
-    /// Queues a job and waits for its outputs.
-    private func submit(_ task: String, _ inputs: [[UInt8]], chunked: Bool, timeout: Duration?) async throws -> [Result<[UInt8], any Error>] {
-        let id = state.withLock { state -> UInt64 in
-            state.nextJob += 1
-            return state.nextJob
-        }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[Result<[UInt8], any Error>], any Error>) in
-                let refusal = state.withLock { state -> (any Error)? in
-                    if state.closed { return ProcessPoolError.shutDown }
-                    if state.cancelledEarly.remove(id) != nil { return CancellationError() }
-                    state.pending.append(Job(
-                        id: id, task: task, inputs: inputs, chunked: chunked, timeout: timeout, triesLeft: retries,
-                        continuation: continuation))
-                    return nil
-                }
-                if let refusal { continuation.resume(throwing: refusal) } else { dispatch() }
-            }
-        } onCancel: {
-            cancel(id)
-        }
-    }
-
-    /// Gives waiting jobs to idle workers.
-    private func dispatch() {
-        var sends: [(Worker, Job)] = []
-        state.withLock { state in
-            while let worker = state.idle.first, !state.pending.isEmpty {
-                state.idle.removeFirst()
-                guard let holder = state.workers[worker], let job = state.pending.popFirst() else { continue }
-                state.running[job.id] = job
-                state.busy[worker] = job.id
-                sends.append((holder, job))
-            }
-        }
-        for (worker, job) in sends {
-            do {
-                try worker.connection.send(job.chunked
-                    ? _PoolRequest(id: job.id, task: job.task, inputs: job.inputs)
-                    : _PoolRequest(id: job.id, task: job.task, input: job.inputs[0]))
-            } catch {
-                // It cannot be spoken to: it is ended, and its reader handles the job as a death.
-                try? worker.child.kill()
-                continue
-            }
-            if let timeout = job.timeout {
-                let id = job.id  // not the job: its inputs need not live as long as the timer
-                _Concurrency.Task { [weak self] in
-                    try? await _Concurrency.Task.sleep(for: timeout)
-                    self?.end(id, on: worker, because: .timedOut)
-                }
-            }
-        }
-    }
-
-    /// Ends the worker running job `id` (if it still does), saying why.
-    private func end(_ id: UInt64, on worker: Worker, because ending: Ending) {
-        let holds = state.withLock { state -> Bool in
-            guard state.busy[worker.id] == id else { return false }
-            state.running[id]?.ending = ending
-            state.doomed.insert(worker.id)  // even if the job's reply beats the signal, no other job goes to it
-            return true
-        }
-        guard holds else { return }
-        if ending == .cancelled {
-            // The scoped child's teardown: SIGTERM, the grace period, SIGKILL.
-            let grace = gracePeriod
-            _Concurrency.Task { await worker.child.stop(gracePeriod: grace) }
-        } else {
-            try? worker.child.kill()
-        }
-    }
-
-    private func cancel(_ id: UInt64) {
-        let (waiting, worker) = state.withLock { state -> (Job?, Worker?) in
-            if let job = state.pending.remove(where: { $0.id == id }) { return (job, nil) }
-            if let worker = state.busy.first(where: { $0.value == id })?.key { return (nil, state.workers[worker]) }
-            if state.running[id] == nil { state.cancelledEarly.insert(id) }
-            return (nil, nil)
-        }
-        waiting?.continuation.resume(throwing: CancellationError())
-        if let worker { end(id, on: worker, because: .cancelled) }
+        dispatch()
     }
 
     /// A worker's replies, until its connection ends; then it is replaced.
@@ -435,37 +481,38 @@ public final class ProcessPool: Sendable {
             guard let bytes = try? worker.connection.receiveBytes(),
                   let reply = try? decoder.decode(_PoolReply.self, from: bytes) else { break }
             var retire = false
-            var confused = false
-            let job = state.withLock { state -> Job? in
-                guard state.busy[worker.id] == reply.id else {
-                    confused = true  // a reply to no request of ours: the worker is not speaking the protocol
-                    return nil
-                }
-                state.busy[worker.id] = nil
-                state.finished[worker.id, default: 0] += 1
+            var timers: [Timer] = []
+            let job = state.withLock { state -> Job?? in
+                // A reply to no request of ours, or out of order: the worker is not speaking the protocol.
+                guard var seat = state.seats[worker.id], seat.jobs.first == reply.id else { return nil }
+                seat.jobs.removeFirst()
+                seat.finished += 1
+                let now = _Deadline.now.nanoseconds
+                seat.short = now - seat.since < Self.shortTask
+                seat.since = now
                 state.earlyDeaths = 0
-                if state.doomed.contains(worker.id) {
-                    retire = true
-                } else if let quota = tasksPerWorker, state.finished[worker.id, default: 0] >= quota {
-                    retire = true
-                } else {
-                    state.idle.append(worker.id)
+                if let quota = tasksPerWorker, seat.finished >= quota { seat.doomed = true }
+                retire = seat.doomed
+                if !retire, let next = seat.jobs.first, let job = state.running[next], let timer = Timer(job, on: worker) {
+                    timers.append(timer)
                 }
-                return state.running.removeValue(forKey: reply.id)
+                state.seats[worker.id] = seat
+                return .some(state.running.removeValue(forKey: reply.id))
             }
-            if confused {
+            guard let job else {
                 try? worker.child.kill()
                 break
             }
-            if let job {
+            start(timers)
+            if let job, !job.answered {
                 let outcomes = (reply.results ?? [_PoolReply.Outcome(output: reply.output, error: reply.error)]).map {
                     Self.outcome($0, worker: worker.id)
                 }
-                if outcomes.count == job.inputs.count {
-                    job.continuation.resume(returning: outcomes)
+                if outcomes.count == job.inputCount {
+                    job.finish(.success(outcomes))
                 } else {
-                    job.continuation.resume(throwing: ProcessPoolError(
-                        .system, "worker \(worker.id) answered \(outcomes.count) results for \(job.inputs.count) inputs", worker: worker.id))
+                    job.finish(.failure(ProcessPoolError(
+                        .system, "worker \(worker.id) answered \(outcomes.count) results for \(job.inputCount) inputs", worker: worker.id)))
                 }
             }
             wakeDrainWaiters()
@@ -478,47 +525,52 @@ public final class ProcessPool: Sendable {
         died(worker)
     }
 
-    /// A worker ended (killed, crashed, retired, or let go): its job fails or is
-    /// retried, and another worker takes its place unless the pool is done.
+    /// A worker ended (killed, crashed, retired, or let go): its running job fails
+    /// or is retried, the ones behind it wait again, and another worker takes its
+    /// place unless the pool is done.
     private func died(_ worker: Worker) {
         worker.connection.close()
         let termination = try? worker.child.join()
-        var failure: (CheckedContinuation<[Result<[UInt8], any Error>], any Error>, any Error)?
+        var failures: [(Finish, any Error)] = []
         let replace = state.withLock { state -> Bool in
             state.workers[worker.id] = nil
-            state.doomed.remove(worker.id)
-            if state.finished[worker.id, default: 0] == 0 && state.busy[worker.id] == nil { state.earlyDeaths += 1 }
-            state.idle.removeAll { $0 == worker.id }
-            state.finished[worker.id] = nil
-            if let id = state.busy.removeValue(forKey: worker.id), var job = state.running.removeValue(forKey: id) {
+            let seat = state.seats.removeValue(forKey: worker.id) ?? Seat()
+            if seat.finished == 0 && seat.jobs.isEmpty { state.earlyDeaths += 1 }
+            var again: [Job] = []
+            for (position, id) in seat.jobs.enumerated() {
+                guard var job = state.running.removeValue(forKey: id), !job.answered else { continue }
                 switch job.ending {
-                case .timedOut?:
-                    failure = (job.continuation, ProcessPoolError(.timedOut, "the task '\(job.task)' ran past its timeout of \(job.timeout.map { "\($0)" } ?? "?"); worker \(worker.id) was killed", worker: worker.id))
-                case .cancelled?:
-                    failure = (job.continuation, CancellationError())
                 case .stopped?:
-                    failure = (job.continuation, ProcessPoolError(.shutDown, "the pool was stopped while the task '\(job.task)' ran", worker: worker.id))
+                    failures.append((job.finish, ProcessPoolError(.shutDown, "the pool was stopped while the task '\(job.task)' ran or waited", worker: worker.id)))
+                case _ where position > 0:
+                    again.append(job)  // it never began: it waits again, as it was
+                case .timedOut?:
+                    failures.append((job.finish, ProcessPoolError(.timedOut, "the task '\(job.task)' ran past its timeout of \(job.timeout.map { "\($0)" } ?? "?"); worker \(worker.id) was killed", worker: worker.id)))
+                case .cancelled?:
+                    failures.append((job.finish, CancellationError()))
                 case nil where job.triesLeft > 0:
                     job.triesLeft -= 1
-                    state.pending.prepend(job)  // first in line
+                    again.append(job)  // first in line
                 case nil:
                     let how = termination.map { "\($0)" } ?? "in a way that could not be learned"
-                    failure = (job.continuation, ProcessPoolError(
+                    failures.append((job.finish, ProcessPoolError(
                         .workerDied, "worker \(worker.id) (pid \(worker.child.pid)) running the task '\(job.task)' \(how)",
-                        worker: worker.id, termination: termination))
+                        worker: worker.id, termination: termination)))
                 }
             }
+            state.requeued += again.count
+            for job in again.reversed() { state.pending.prepend(job) }
             let replace = !state.closed || state.hasWork
             if replace { state.spawning += 1 }
             return replace
         }
-        if let (continuation, error) = failure { continuation.resume(throwing: error) }
+        for (finish, error) in failures { finish(.failure(error)) }
         if replace {
             // Workers that keep dying before any task (an initializer that always
             // fails) are replaced ever more slowly, up to a second apart.
             let early = state.withLock { $0.earlyDeaths }
             if early > 1 { _sleep(until: _Deadline(after: .milliseconds(Swift.min(1000, 10 << Swift.min(early, 7))))) }
-            var failed: [CheckedContinuation<[Result<[UInt8], any Error>], any Error>] = []
+            var failed: [Finish] = []
             do {
                 try startWorker()
             } catch {
@@ -526,15 +578,13 @@ public final class ProcessPool: Sendable {
                 // With no worker left, what waits would wait for ever: it fails.
                 failed = state.withLock { state in
                     guard state.workers.isEmpty, state.spawning == 1 else { return [] }
-                    var jobs: [CheckedContinuation<[Result<[UInt8], any Error>], any Error>] = []
-                    while let job = state.pending.popFirst() { jobs.append(job.continuation) }
+                    var jobs: [Finish] = []
+                    while let job = state.pending.popFirst() { jobs.append(job.finish) }
                     return jobs
                 }
             }
             state.withLock { $0.spawning -= 1 }
-            for continuation in failed {
-                continuation.resume(throwing: ProcessPoolError(.system, "no pool worker could be started"))
-            }
+            for finish in failed { finish(.failure(ProcessPoolError(.system, "no pool worker could be started"))) }
         }
         wakeDrainWaiters()
         dispatch()
@@ -581,8 +631,21 @@ public func withProcessPool<Result>(
     }
 }
 
+/// Runs `body` on Swift's pool and blocks this thread until it ends: the blocking
+/// forms of the pool's async calls (never call them from async code).
+func _waitBlocking<Value: Sendable>(_ body: @escaping @Sendable () async throws -> Value) throws -> Value {
+    let result = _BlockingResult<Value>()
+    let done = DispatchSemaphore(value: 0)
+    _Concurrency.Task.detached {
+        do { result.set(.success(try await body())) } catch { result.set(.failure(error)) }
+        done.signal()
+    }
+    done.wait()
+    return try result.get()
+}
+
 /// A blocking call's result, set by the task it waits for.
-final class _BlockingResult<Value>: @unchecked Sendable {
+private final class _BlockingResult<Value: Sendable>: @unchecked Sendable {
     // @unchecked: set once before the semaphore is signalled, read after the wait.
     private var value: Result<Value, any Error>?
     func set(_ result: Result<Value, any Error>) { value = result }

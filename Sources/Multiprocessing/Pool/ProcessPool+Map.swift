@@ -1,0 +1,282 @@
+import MessagePack
+import Synchronization
+
+extension ProcessPool {
+    /// The outputs of `task` on each input, in the inputs' order (Python's `map`).
+    /// They come as an `AsyncSequence`, which throws at the first failure and ends
+    /// the tasks not yet done; or all at once, blocking, with `wait()`.
+    ///
+    /// The inputs go to the workers in order, `chunkSize` at a time (one request and
+    /// one reply for each chunk: for tiny tasks, fewer round trips), and a window of
+    /// them at once: a long sequence is not all encoded and queued up front. Leaving
+    /// the loop early cancels what is still running.
+    public func map<Input, Output>(
+        _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
+    ) -> Outputs<Output> {
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        let feed = _MapFeed(pool: self, task: task, inputs: Array(inputs), chunkSize: chunkSize, sink: .ordered(continuation))
+        feed.start()
+        return Outputs(stream: stream, feed: feed, decoder: decoder)
+    }
+
+    /// Each input's outcome as it finishes (Python's `imap_unordered`, with the
+    /// failures as values: one failure ends nothing), `chunkSize` inputs to a
+    /// request; as an `AsyncSequence`, or all at once, blocking, with `wait()`.
+    public func mapUnordered<Input, Output>(
+        _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
+    ) -> Completions<Output> {
+        let (stream, continuation) = AsyncStream<_MapFeed.Outcome>.makeStream()
+        _MapFeed(pool: self, task: task, inputs: Array(inputs), chunkSize: chunkSize, sink: .unordered(continuation)).start()
+        return Completions(stream: stream, decoder: decoder)
+    }
+
+    /// One input's outcome, from `mapUnordered`.
+    public struct Completion<Output: Sendable>: Sendable {
+        /// The input's position in the sequence given.
+        public let index: Int
+        /// Its output, or its error.
+        public let result: Result<Output, any Error>
+    }
+
+    /// What `map` gives: the outputs in the inputs' order. (The outputs are decoded
+    /// here, by the consumer, not by the thread that reads the workers' replies.)
+    public struct Outputs<Output: Codable & Sendable>: AsyncSequence, Sendable {
+        public typealias Element = Output
+        public typealias Failure = any Error
+        let stream: AsyncThrowingStream<[UInt8], any Error>
+        let feed: _MapFeed
+        let decoder: MessagePackDecoder
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            var outputs: AsyncThrowingStream<[UInt8], any Error>.Iterator
+            let feed: _MapFeed
+            let decoder: MessagePackDecoder
+
+            public mutating func next() async throws -> Output? {
+                guard let bytes = try await outputs.next() else { return nil }
+                do {
+                    return try decoder.decode(Output.self, from: bytes)
+                } catch {
+                    feed.stop()  // an output that is not an `Output` fails the map, as a failed task does
+                    throw error
+                }
+            }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(outputs: stream.makeAsyncIterator(), feed: feed, decoder: decoder)
+        }
+
+        /// Every output, once all have come; blocks this thread (Python's
+        /// `Pool.map`). Never call it from async code: iterate instead.
+        /// - Throws: the first failure, as iterating does.
+        public func wait() throws -> [Output] {
+            try _waitBlocking { [self] in
+                var outputs: [Output] = []
+                for try await output in self { outputs.append(output) }
+                return outputs
+            }
+        }
+    }
+
+    /// What `mapUnordered` gives: each input's outcome as it finishes.
+    public struct Completions<Output: Codable & Sendable>: AsyncSequence, Sendable {
+        public typealias Element = Completion<Output>
+        public typealias Failure = Never
+        let stream: AsyncStream<_MapFeed.Outcome>
+        let decoder: MessagePackDecoder
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            var outcomes: AsyncStream<_MapFeed.Outcome>.Iterator
+            let decoder: MessagePackDecoder
+
+            public mutating func next() async -> Completion<Output>? {
+                guard let outcome = await outcomes.next() else { return nil }
+                let decoder = decoder
+                return Completion(index: outcome.index, result: Result { try decoder.decode(Output.self, from: outcome.result.get()) })
+            }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(outcomes: stream.makeAsyncIterator(), decoder: decoder)
+        }
+
+        /// Every outcome, in the order they finished, once all have; blocks this
+        /// thread. Never call it from async code: iterate instead.
+        public func wait() -> [Completion<Output>] {
+            // Nothing in it throws: the failures are values.
+            (try? _waitBlocking { [self] in
+                var completions: [Completion<Output>] = []
+                for await completion in self { completions.append(completion) }
+                return completions
+            }) ?? []
+        }
+    }
+}
+
+/// Feeds a map's inputs to the pool, a window of chunks at a time (one in as one
+/// comes out), and their outcomes (MessagePack) to the map's stream, straight from
+/// the worker's reader: no Swift task per input, and no generic code on that thread
+/// but the inputs' encoding.
+final class _MapFeed: Sendable {
+    /// An input's output (MessagePack) or error, for `mapUnordered`.
+    struct Outcome: Sendable {
+        let index: Int
+        let result: Result<[UInt8], any Error>
+    }
+
+    enum Sink: Sendable {
+        /// In order; the first failure ends the map.
+        case ordered(AsyncThrowingStream<[UInt8], any Error>.Continuation)
+        /// As they come, failures as values.
+        case unordered(AsyncStream<Outcome>.Continuation)
+    }
+
+    private struct State {
+        /// Chunks given to the pool so far.
+        var given = 0
+        /// The job of each chunk given and not yet finished.
+        var jobs: [Int: UInt64] = [:]
+        var finished = 0
+        /// In order: outputs of chunks that finished before one ahead of them.
+        var early: [Int: [[UInt8]]] = [:]
+        var nextToYield = 0
+        /// Ended: all came, the first failure (in order), or the consumer stopped.
+        var ended = false
+    }
+
+    private let pool: ProcessPool
+    private let task: String
+    /// The MessagePack of the inputs in a range of them.
+    private let encode: @Sendable (Range<Int>) throws -> [[UInt8]]
+    private let inputCount: Int
+    private let chunkSize: Int
+    private let chunkCount: Int
+    private let sink: Sink
+    private let state = Mutex(State())
+
+    init<Input, Output>(pool: ProcessPool, task: ProcessPool.Task<Input, Output>, inputs: [Input], chunkSize: Int, sink: Sink) {
+        self.pool = pool
+        self.task = task.name
+        let encoder = pool.encoder
+        self.encode = { range in try inputs[range].map { try encoder.encode($0) } }
+        self.inputCount = inputs.count
+        self.chunkSize = Swift.max(1, chunkSize)
+        self.chunkCount = (inputs.count + self.chunkSize - 1) / self.chunkSize
+        self.sink = sink
+    }
+
+    /// Enough chunks in flight to keep every worker's pipeline full, and the next
+    /// ones ready as those come back.
+    private var window: Int { Swift.max(16, 2 * pool.workerCount * ProcessPool.pipelineDepth) }
+
+    func start() {
+        switch sink {
+        case .ordered(let continuation): continuation.onTermination = { _ in self.stop() }
+        case .unordered(let continuation): continuation.onTermination = { _ in self.stop() }
+        }
+        guard chunkCount > 0 else { return end(nil) }
+        give(state.withLock { state in
+            state.given = Swift.min(window, chunkCount)
+            return 0..<state.given
+        })
+    }
+
+    /// The consumer stopped (left the loop, or was cancelled), or an output could
+    /// not be decoded: what runs is cancelled.
+    func stop() {
+        let jobs = state.withLock { state -> [UInt64] in
+            guard !state.ended else { return [] }
+            state.ended = true
+            return Array(state.jobs.values)
+        }
+        for job in jobs { pool.cancel(job) }
+    }
+
+    private func range(of chunk: Int) -> Range<Int> {
+        chunk * chunkSize..<Swift.min(inputCount, (chunk + 1) * chunkSize)
+    }
+
+    private func give(_ chunks: Range<Int>) {
+        for chunk in chunks {
+            let job = pool.newJobID()
+            guard state.withLock({ state -> Bool in
+                guard !state.ended else { return false }
+                state.jobs[chunk] = job
+                return true
+            }) else {
+                pool.forget(job)
+                return
+            }
+            let bytes: [[UInt8]]
+            do {
+                bytes = try encode(range(of: chunk))
+            } catch {
+                pool.forget(job)
+                finished(chunk, .failure(error))
+                continue
+            }
+            pool.enqueue(job, task, bytes, chunked: chunkSize > 1, timeout: pool.defaultTimeout) { outcome in
+                self.finished(chunk, outcome)
+            }
+        }
+    }
+
+    /// A chunk's outcome, yielded (in order, for `map`).
+    private func finished(_ chunk: Int, _ outcome: Result<ProcessPool.Outcomes, any Error>) {
+        let results: [Result<[UInt8], any Error>]
+        switch outcome {
+        case .success(let outputs): results = outputs
+        case .failure(let error): results = Array(repeating: .failure(error), count: range(of: chunk).count)
+        }
+        var ending: (any Error)?? = nil  // .some(nil): all came; .some(error): the map fails
+        var cancelling: [UInt64] = []
+        let next = state.withLock { state -> Range<Int> in
+            guard !state.ended, state.jobs.removeValue(forKey: chunk) != nil else { return 0..<0 }
+            state.finished += 1
+            switch sink {
+            case .ordered(let continuation):
+                var outputs: [[UInt8]] = []
+                for result in results {
+                    switch result {
+                    case .success(let output): outputs.append(output)
+                    case .failure(let error):
+                        state.ended = true
+                        cancelling = Array(state.jobs.values)
+                        ending = .some(error)
+                        return 0..<0
+                    }
+                }
+                state.early[chunk] = outputs
+                while let outputs = state.early.removeValue(forKey: state.nextToYield) {
+                    for output in outputs { continuation.yield(output) }
+                    state.nextToYield += 1
+                }
+            case .unordered(let continuation):
+                let first = range(of: chunk).lowerBound
+                for (offset, result) in results.enumerated() {
+                    continuation.yield(Outcome(index: first + offset, result: result))
+                }
+            }
+            if state.finished == chunkCount {
+                state.ended = true
+                ending = .some(nil)
+                return 0..<0
+            }
+            let given = state.given
+            state.given = Swift.min(chunkCount, given + 1)
+            return given..<state.given
+        }
+        // Not under the lock: finishing the stream calls `onTermination`, which takes it.
+        if let ending { end(ending) }
+        for job in cancelling { pool.cancel(job) }
+        give(next)
+    }
+
+    private func end(_ error: (any Error)?) {
+        switch sink {
+        case .ordered(let continuation): continuation.finish(throwing: error)
+        case .unordered(let continuation): continuation.finish()
+        }
+    }
+}
