@@ -163,6 +163,8 @@ public enum PoolTasks {
         raise(signal)
         return 0
     }
+    /// Its input, back.
+    public static let echo = ProcessPool.Task("pool-echo") { (bytes: [UInt8]) in bytes }
     /// x + 1; SIGKILLs its worker for a negative x.
     public static let addOneOrDie = ProcessPool.Task("pool-add-one-or-die") { (x: Int) -> Int in
         if x < 0 { raise(SIGKILL) }
@@ -195,7 +197,7 @@ public enum PoolTasks {
         getenv("POOL_INIT").map { String(cString: $0) } ?? ""
     }
 
-    public static let all: [any ChildProcessEntry] = [addOne, pid, sleep, killSelf, addOneOrDie, segfault, fail, crashOnce, initialize, initialized]
+    public static let all: [any ChildProcessEntry] = [addOne, echo, pid, sleep, killSelf, addOneOrDie, segfault, fail, crashOnce, initialize, initialized]
 }
 
 public struct PoolTestFailure: Error, CustomStringConvertible {

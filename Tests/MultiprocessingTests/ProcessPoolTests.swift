@@ -69,7 +69,9 @@ struct ProcessPoolTests {
             #expect(failure.termination == .signaled(signal))
             #expect(failure.worker != nil)
             #expect(try await others == Array(1...20))
-            // A new worker took its place: the pool still has two.
+            // A new worker took its place: the pool has two again, and both take tasks.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while pool.workerProcessIDs.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
             var pids = Set<Int32>()
             for _ in 0..<20 { pids.insert(try await pool.run(PoolTasks.pid, 0)) }
             #expect(pids.count == 2)
@@ -130,9 +132,70 @@ struct ProcessPoolTests {
             // Seen here: 7 or 8 kills, as many failures, about 60 tasks given to another worker.
             #expect(kills > 0)
             #expect(failures <= kills)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while pool.workerProcessIDs.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
             var pids = Set<Int32>()
             for _ in 0..<20 { pids.insert(try await pool.run(PoolTasks.pid, 0)) }
             #expect(pids.count == 2, "the pool did not get back to two workers")
+        }
+    }
+
+    @Test("large inputs and outputs to workers that are sent several at once: no write blocks on a worker blocked writing", arguments: [1, 2])
+    func largeInputs(workers: Int) async throws {
+        // A timeout ends a hang (it was one: the pool's reader writing more requests
+        // than the socket holds, its worker writing replies nobody read) as a failure.
+        try await withProcessPool(workers: workers, timeout: .seconds(60), executable: executable) { (pool) async throws in
+            let inputs = (0..<1000).map { [UInt8](repeating: UInt8($0 % 251), count: 40_000) }
+            var count = 0
+            for try await output in pool.map(PoolTasks.echo, inputs) {
+                #expect(output == inputs[count])
+                count += 1
+            }
+            #expect(count == inputs.count)
+        }
+    }
+
+    @Test("a map on a pool already shut down: every input fails .shutDown, however many")
+    func mapOnClosedPool() async throws {
+        let pool = try ProcessPool(workers: 1, executable: executable)
+        await pool.shutdown()
+        var count = 0
+        for await completion in pool.mapUnordered(PoolTasks.addOne, 0..<20_000) {
+            #expect(throws: ProcessPoolError.shutDown) { try completion.result.get() }
+            count += 1
+        }
+        #expect(count == 20_000)  // (10,000 overflowed the stack once: each refusal gave the next)
+        await #expect(throws: ProcessPoolError.shutDown) {
+            for try await _ in pool.map(PoolTasks.addOne, 0..<100_000) {}
+        }
+    }
+
+    @Test("a task timed out while others were sent on behind it: they still finish, even when its reply races the kill")
+    func timeoutWithTasksBehind() async throws {
+        try await withProcessPool(workers: 1, executable: executable) { (pool) async throws in
+            var innocent: [String] = []
+            for trial in 0..<100 {
+                for x in 0..<10 { #expect(try await pool.run(PoolTasks.addOne, x) == x + 1) }  // short again
+                let margin = Duration.microseconds(100 * (trial % 30))
+                try await withThrowingTaskGroup(of: String?.self) { group in
+                    group.addTask {
+                        _ = try? await pool.run(PoolTasks.sleep, 0.005, timeout: .milliseconds(5) + margin)
+                        return nil
+                    }
+                    try await Task.sleep(for: .microseconds(200))
+                    for x in 0..<4 {
+                        group.addTask {
+                            do {
+                                return try await pool.run(PoolTasks.addOne, x) == x + 1 ? nil : "a wrong output"
+                            } catch {
+                                return "\(error)"
+                            }
+                        }
+                    }
+                    for try await failure in group { if let failure { innocent.append(failure) } }
+                }
+            }
+            #expect(innocent.isEmpty, "tasks behind a timed-out one failed: \(innocent.prefix(3))")
         }
     }
 

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 import MessagePack
-import Multiprocessing
+@_spi(Fuzzing) import Multiprocessing
 import SystemPackage
 
 /// The ways bytes come in. An input's first byte picks one; the rest is its payload.
@@ -237,8 +237,8 @@ func json(_ payload: [UInt8]) {
 // MARK: Connection
 
 /// Payload: a byte choosing the frame limit, a byte choosing how many times the rest
-/// is sent (1 to 16, so frames reach past the reader's first 64 KiB), then bytes as a
-/// peer sends them. The receiver gets frames, then end of file or a refused frame;
+/// is sent (1 to 16, so frames reach past the reader's first 64 KiB) and whether the
+/// receiver reads ahead (as a pool's connections do), then bytes as a peer sends them. The receiver gets frames, then end of file or a refused frame;
 /// never another error, and never memory for a length it was only told.
 func connection(_ payload: [UInt8]) {
     guard payload.count >= 2 else { return }
@@ -253,6 +253,7 @@ func connection(_ payload: [UInt8]) {
     }
     let (receiver, sender) = pair
     receiver.maxFrameLength = limitByte & 1 == 0 ? Connection.defaultMaxFrameLength : Int(limitByte) << 12
+    if payload[1] & 0x10 != 0 { receiver.enableReadAhead() }
     // The peer writes from a thread of its own: more than a socket's buffer may be sent.
     let written = DispatchSemaphore(value: 0)
     Thread.detachNewThread {

@@ -358,23 +358,23 @@ public final class Connection: Sendable {
     /// - Throws: `.closed`, also when `close()` is called meanwhile; `.wrongDirection`; `.system`.
     public func poll(timeout: Duration? = .zero) throws(ConnectionError) -> Bool {
         try check(writing: false)
-        if reading.withLock({ $0.hasStagedBytes }) { return true }
+        if hasStagedBytes { return true }
         return try withDescriptors(wakeable: true) { (io) throws(ConnectionError) in
             try Self.waitReadable([io], until: .after(timeout))[0]
         }
     }
 
+    /// Bytes read ahead and not yet taken: readable, though the descriptor is not.
+    var hasStagedBytes: Bool { reading.withLock { $0.hasStagedBytes } }
+
     /// Turns on read-ahead, for a connection no other process reads (a pool's, at
     /// each end): one read then takes every frame that has arrived (up to 64 KiB),
     /// and the frames after the first are taken from memory. Bytes read ahead
     /// would be lost to a process the descriptor is handed to, so it is off by default.
-    func enableReadAhead() {
+    /// (SPI: for the fuzzer, which reads both ways.)
+    @_spi(Fuzzing) public func enableReadAhead() {
         reading.withLock { $0.readsAhead = true }
     }
-
-    /// Whether a whole frame has been read ahead: the next `receiveBytes` takes it
-    /// without a system call.
-    var hasWholeFrameReadAhead: Bool { reading.withLock { $0.hasWholeFrameStaged } }
 }
 
 /// The connections that have something to read (a frame, or end of file), waiting
@@ -394,6 +394,9 @@ public func wait(_ connections: [Connection], timeout: Duration? = nil) throws(C
             continue
         }
     }
+    // Bytes read ahead (a pool's connections) are ready without the descriptor.
+    let staged = open.filter(\.hasStagedBytes)
+    if !staged.isEmpty { return staged }
     let ready = try Connection.waitReadable(operations, until: .after(timeout), closedIsReady: true)
     return zip(open, ready).filter { $0.1 }.map { $0.0 }
 }
@@ -437,13 +440,6 @@ private struct _FrameAssembly {
     private static let stageSize = 1 << 16
 
     var hasStagedBytes: Bool { !staged.isEmpty }
-
-    /// A whole frame with a 4-byte header is staged, and no frame is half taken.
-    var hasWholeFrameStaged: Bool {
-        guard headerCount == 0, staged.count >= 4 else { return false }
-        let length = stage[staged.lowerBound..<staged.lowerBound + 4].reduce(0) { $0 << 8 | Int($1) }
-        return length != 0xffff_ffff && staged.count - 4 >= length
-    }
 
     mutating func advance(_ fd: FileDescriptor, isSocket: Bool, limit: Int) throws(ConnectionError) -> _Received? {
         if let broken { throw broken }

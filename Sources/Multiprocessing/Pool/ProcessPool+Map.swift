@@ -7,9 +7,10 @@ extension ProcessPool {
     /// the tasks not yet done; or all at once, blocking, with `wait()`.
     ///
     /// The inputs go to the workers in order, `chunkSize` at a time (one request and
-    /// one reply for each chunk: for tiny tasks, fewer round trips), and a window of
-    /// them at once: a long sequence is not all encoded and queued up front. Leaving
-    /// the loop early cancels what is still running.
+    /// one reply for each chunk: for tiny tasks, fewer round trips), a window of them
+    /// ahead of the consumer: a long sequence is not all encoded and queued up front,
+    /// and a slow consumer holds back the inputs, not a heap of outputs. Leaving the
+    /// loop early cancels what is still running.
     public func map<Input, Output>(
         _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
     ) -> Outputs<Output> {
@@ -26,8 +27,9 @@ extension ProcessPool {
         _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
     ) -> Completions<Output> {
         let (stream, continuation) = AsyncStream<_MapFeed.Outcome>.makeStream()
-        _MapFeed(pool: self, task: task, inputs: Array(inputs), chunkSize: chunkSize, sink: .unordered(continuation)).start()
-        return Completions(stream: stream, decoder: decoder)
+        let feed = _MapFeed(pool: self, task: task, inputs: Array(inputs), chunkSize: chunkSize, sink: .unordered(continuation))
+        feed.start()
+        return Completions(stream: stream, feed: feed, decoder: decoder)
     }
 
     /// One input's outcome, from `mapUnordered`.
@@ -51,13 +53,17 @@ extension ProcessPool {
             var outputs: AsyncThrowingStream<[UInt8], any Error>.Iterator
             let feed: _MapFeed
             let decoder: MessagePackDecoder
+            var failed = false
 
             public mutating func next() async throws -> Output? {
-                guard let bytes = try await outputs.next() else { return nil }
+                guard !failed, let bytes = try await outputs.next() else { return nil }
+                feed.consumed(1)
                 do {
                     return try decoder.decode(Output.self, from: bytes)
                 } catch {
-                    feed.stop()  // an output that is not an `Output` fails the map, as a failed task does
+                    // An output that is not an `Output` ends the map, as a failed task does.
+                    failed = true
+                    feed.stop()
                     throw error
                 }
             }
@@ -84,21 +90,24 @@ extension ProcessPool {
         public typealias Element = Completion<Output>
         public typealias Failure = Never
         let stream: AsyncStream<_MapFeed.Outcome>
+        let feed: _MapFeed
         let decoder: MessagePackDecoder
 
         public struct AsyncIterator: AsyncIteratorProtocol {
             var outcomes: AsyncStream<_MapFeed.Outcome>.Iterator
+            let feed: _MapFeed
             let decoder: MessagePackDecoder
 
             public mutating func next() async -> Completion<Output>? {
                 guard let outcome = await outcomes.next() else { return nil }
+                feed.consumed(1)
                 let decoder = decoder
                 return Completion(index: outcome.index, result: Result { try decoder.decode(Output.self, from: outcome.result.get()) })
             }
         }
 
         public func makeAsyncIterator() -> AsyncIterator {
-            AsyncIterator(outcomes: stream.makeAsyncIterator(), decoder: decoder)
+            AsyncIterator(outcomes: stream.makeAsyncIterator(), feed: feed, decoder: decoder)
         }
 
         /// Every outcome, in the order they finished, once all have; blocks this
@@ -114,10 +123,10 @@ extension ProcessPool {
     }
 }
 
-/// Feeds a map's inputs to the pool, a window of chunks at a time (one in as one
-/// comes out), and their outcomes (MessagePack) to the map's stream, straight from
-/// the worker's reader: no Swift task per input, and no generic code on that thread
-/// but the inputs' encoding.
+/// Feeds a map's inputs to the pool, a window ahead of the consumer (one in as the
+/// consumer takes one out), and their outcomes (MessagePack) to the map's stream,
+/// straight from the worker's reader: no Swift task per input, and no generic code
+/// on that thread.
 final class _MapFeed: Sendable {
     /// An input's output (MessagePack) or error, for `mapUnordered`.
     struct Outcome: Sendable {
@@ -135,6 +144,11 @@ final class _MapFeed: Sendable {
     private struct State {
         /// Chunks given to the pool so far.
         var given = 0
+        /// Inputs whose outcome the consumer has taken: the window is counted from
+        /// there, so a slow consumer holds back the inputs, not a heap of outputs.
+        var consumed = 0
+        /// A thread is giving chunks (`pump`): others leave it to that one.
+        var giving = false
         /// The job of each chunk given and not yet finished.
         var jobs: [Int: UInt64] = [:]
         var finished = 0
@@ -166,9 +180,9 @@ final class _MapFeed: Sendable {
         self.sink = sink
     }
 
-    /// Enough chunks in flight to keep every worker's pipeline full, and the next
-    /// ones ready as those come back.
-    private var window: Int { Swift.max(16, 2 * pool.workerCount * ProcessPool.pipelineDepth) }
+    /// Inputs given and not yet taken by the consumer, at most: enough to keep every
+    /// worker's pipeline full, and the next ones ready as those come back.
+    private var window: Int { chunkSize * Swift.max(16, 2 * pool.workerCount * ProcessPool.pipelineDepth) }
 
     func start() {
         switch sink {
@@ -176,10 +190,13 @@ final class _MapFeed: Sendable {
         case .unordered(let continuation): continuation.onTermination = { _ in self.stop() }
         }
         guard chunkCount > 0 else { return end(nil) }
-        give(state.withLock { state in
-            state.given = Swift.min(window, chunkCount)
-            return 0..<state.given
-        })
+        pump()
+    }
+
+    /// The consumer took `count` outcomes: the window moves on.
+    func consumed(_ count: Int) {
+        state.withLock { $0.consumed += count }
+        pump()
     }
 
     /// The consumer stopped (left the loop, or was cancelled), or an output could
@@ -197,28 +214,46 @@ final class _MapFeed: Sendable {
         chunk * chunkSize..<Swift.min(inputCount, (chunk + 1) * chunkSize)
     }
 
-    private func give(_ chunks: Range<Int>) {
-        for chunk in chunks {
-            let job = pool.newJobID()
-            guard state.withLock({ state -> Bool in
-                guard !state.ended else { return false }
-                state.jobs[chunk] = job
-                return true
-            }) else {
-                pool.forget(job)
-                return
+    /// Gives chunks to the pool while the window has room: in a loop, never by
+    /// recursion (a pool that refuses a job at once calls `finished` on this very
+    /// stack), and on one thread at a time.
+    private func pump() {
+        let window = window
+        guard state.withLock({ state -> Bool in
+            guard !state.giving else { return false }
+            state.giving = true
+            return true
+        }) else { return }
+        while let chunk = state.withLock({ state -> Int? in
+            guard !state.ended, state.given < chunkCount, state.given * chunkSize - state.consumed < window else {
+                state.giving = false
+                return nil
             }
-            let bytes: [[UInt8]]
-            do {
-                bytes = try encode(range(of: chunk))
-            } catch {
-                pool.forget(job)
-                finished(chunk, .failure(error))
-                continue
-            }
-            pool.enqueue(job, task, bytes, chunked: chunkSize > 1, timeout: pool.defaultTimeout) { outcome in
-                self.finished(chunk, outcome)
-            }
+            state.given += 1
+            return state.given - 1
+        }) {
+            give(chunk)
+        }
+    }
+
+    private func give(_ chunk: Int) {
+        let job = pool.newJobID()
+        guard state.withLock({ state -> Bool in
+            guard !state.ended else { return false }
+            state.jobs[chunk] = job
+            return true
+        }) else {
+            return pool.forget(job)
+        }
+        let bytes: [[UInt8]]
+        do {
+            bytes = try encode(range(of: chunk))
+        } catch {
+            pool.forget(job)
+            return finished(chunk, .failure(error))
+        }
+        pool.enqueue(job, task, bytes, chunked: chunkSize > 1, timeout: pool.defaultTimeout) { outcome in
+            self.finished(chunk, outcome)
         }
     }
 
@@ -231,8 +266,8 @@ final class _MapFeed: Sendable {
         }
         var ending: (any Error)?? = nil  // .some(nil): all came; .some(error): the map fails
         var cancelling: [UInt64] = []
-        let next = state.withLock { state -> Range<Int> in
-            guard !state.ended, state.jobs.removeValue(forKey: chunk) != nil else { return 0..<0 }
+        state.withLock { state in
+            guard !state.ended, state.jobs.removeValue(forKey: chunk) != nil else { return }
             state.finished += 1
             switch sink {
             case .ordered(let continuation):
@@ -244,7 +279,7 @@ final class _MapFeed: Sendable {
                         state.ended = true
                         cancelling = Array(state.jobs.values)
                         ending = .some(error)
-                        return 0..<0
+                        return
                     }
                 }
                 state.early[chunk] = outputs
@@ -261,16 +296,11 @@ final class _MapFeed: Sendable {
             if state.finished == chunkCount {
                 state.ended = true
                 ending = .some(nil)
-                return 0..<0
             }
-            let given = state.given
-            state.given = Swift.min(chunkCount, given + 1)
-            return given..<state.given
         }
         // Not under the lock: finishing the stream calls `onTermination`, which takes it.
         if let ending { end(ending) }
         for job in cancelling { pool.cancel(job) }
-        give(next)
     }
 
     private func end(_ error: (any Error)?) {

@@ -47,6 +47,9 @@ public final class ProcessPool: Sendable {
     public let gracePeriod: Duration
     /// The most tasks a worker holds at once, when its tasks are short.
     public static let pipelineDepth = 16
+    /// The most request bytes a busy worker is sent ahead (an idle one takes a
+    /// request of any size): well within a Unix socket's buffer (208 KiB here).
+    static let pipelineBytes = 1 << 16
     /// A task under this (in nanoseconds, as the pool sees it) is short.
     static let shortTask: Int64 = 1_000_000
     /// How long a task cancelled while it waited in a worker may run before the
@@ -125,6 +128,11 @@ public final class ProcessPool: Sendable {
     private struct Seat {
         /// The jobs sent to it, in order: the first is the one running.
         var jobs: [UInt64] = []
+        /// Their requests' bytes. Jobs go behind a running one only while these stay
+        /// within `pipelineBytes`, which the socket's buffer holds: so a write to a
+        /// busy worker never blocks. (A reader thread writes, and a blocked one would
+        /// stop reading the replies its worker is blocked on writing.)
+        var bytes = 0
         var finished = 0
         /// Its last task was short: it may hold `pipelineDepth` jobs.
         var short = false
@@ -163,14 +171,15 @@ public final class ProcessPool: Sendable {
 
         var hasWork: Bool { !pending.isEmpty || !running.isEmpty }
 
-        /// The least loaded worker that may take another job, if any.
-        /// The least loaded worker that may take jobs, if any, and how many. A
+        /// The least loaded worker that may take jobs, the next of `size` bytes first,
+        /// if any, and how many. A
         /// worker of short tasks takes more once it is down to half its depth, and
         /// then is filled: its requests go in one write, not one each.
-        func seatWithRoom(quota: Int?) -> (id: Int, room: Int)? {
+        func seatWithRoom(quota: Int?, for size: Int) -> (id: Int, room: Int)? {
             var best: (id: Int, room: Int, load: Int, lastGiven: UInt64)?
             for (id, seat) in seats where !seat.doomed {
-                guard seat.jobs.isEmpty || (seat.short && seat.jobs.count <= ProcessPool.pipelineDepth / 2) else { continue }
+                guard seat.jobs.isEmpty || (seat.short && seat.jobs.count <= ProcessPool.pipelineDepth / 2
+                    && seat.bytes + size <= ProcessPool.pipelineBytes) else { continue }
                 var room = (seat.short ? ProcessPool.pipelineDepth : 1) - seat.jobs.count
                 if let quota { room = Swift.min(room, quota - seat.finished - seat.jobs.count) }
                 guard room > 0 else { continue }
@@ -359,6 +368,7 @@ public final class ProcessPool: Sendable {
         }
         waiting?.finish(.failure(CancellationError()))
         answered?(.failure(CancellationError()))
+        if waiting != nil { wakeDrainWaiters() }
         if let running { end(id, on: running, because: .cancelled) }
     }
 
@@ -396,14 +406,18 @@ public final class ProcessPool: Sendable {
         state.withLock { state in
             guard !state.pending.isEmpty else { return }
             let now = _Deadline.now.nanoseconds
-            while !state.pending.isEmpty, let (seat, room) = state.seatWithRoom(quota: tasksPerWorker),
+            while let next = state.pending.first, let (seat, room) = state.seatWithRoom(quota: tasksPerWorker, for: next.request.count),
                   let worker = state.workers[seat] {
                 for _ in 0..<room {
-                    guard let job = state.pending.popFirst() else { break }
+                    guard let job = state.pending.first else { break }
                     if state.seats[seat]!.jobs.isEmpty {
                         state.seats[seat]!.since = now
                         if let timer = Timer(job, on: worker) { timers.append(timer) }
+                    } else if state.seats[seat]!.bytes + job.request.count > Self.pipelineBytes {
+                        break
                     }
+                    _ = state.pending.popFirst()
+                    state.seats[seat]!.bytes += job.request.count
                     state.seats[seat]!.jobs.append(job.id)
                     state.running[job.id] = job
                     worker.give(job.request)
@@ -486,14 +500,18 @@ public final class ProcessPool: Sendable {
                 // A reply to no request of ours, or out of order: the worker is not speaking the protocol.
                 guard var seat = state.seats[worker.id], seat.jobs.first == reply.id else { return nil }
                 seat.jobs.removeFirst()
+                seat.bytes -= state.running[reply.id]?.request.count ?? 0
                 seat.finished += 1
                 let now = _Deadline.now.nanoseconds
                 seat.short = now - seat.since < Self.shortTask
                 seat.since = now
                 state.earlyDeaths = 0
                 if let quota = tasksPerWorker, seat.finished >= quota { seat.doomed = true }
-                retire = seat.doomed
-                if !retire, let next = seat.jobs.first, let job = state.running[next], let timer = Timer(job, on: worker) {
+                // A worker being ended for another job's sake (a timeout, a cancellation)
+                // with jobs still on it is read to its end: the replies of those it ran
+                // before the signal landed still count.
+                retire = seat.doomed && seat.jobs.isEmpty
+                if !seat.doomed, let next = seat.jobs.first, let job = state.running[next], let timer = Timer(job, on: worker) {
                     timers.append(timer)
                 }
                 state.seats[worker.id] = seat
@@ -542,8 +560,10 @@ public final class ProcessPool: Sendable {
                 switch job.ending {
                 case .stopped?:
                     failures.append((job.finish, ProcessPoolError(.shutDown, "the pool was stopped while the task '\(job.task)' ran or waited", worker: worker.id)))
-                case _ where position > 0:
-                    again.append(job)  // it never began: it waits again, as it was
+                case nil where position > 0 || seat.doomed:
+                    // It never began, or its worker was ended for another job's sake: it
+                    // waits again, as it was.
+                    again.append(job)
                 case .timedOut?:
                     failures.append((job.finish, ProcessPoolError(.timedOut, "the task '\(job.task)' ran past its timeout of \(job.timeout.map { "\($0)" } ?? "?"); worker \(worker.id) was killed", worker: worker.id)))
                 case .cancelled?:
