@@ -124,8 +124,9 @@ public final class ProcessPool: Sendable {
         }
     }
 
-    /// What the pool knows of a live worker.
+    /// A live worker, and what the pool knows of it.
     private struct Seat {
+        let worker: Worker
         /// The jobs sent to it, in order: the first is the one running.
         var jobs: [UInt64] = []
         /// Their requests' bytes. Jobs go behind a running one only while these stay
@@ -147,7 +148,7 @@ public final class ProcessPool: Sendable {
     }
 
     private struct State {
-        var workers: [Int: Worker] = [:]
+        /// The live workers, by id.
         var seats: [Int: Seat] = [:]
         /// Jobs waiting for a worker, in order.
         var pending = _FIFO<Job>()
@@ -172,9 +173,9 @@ public final class ProcessPool: Sendable {
         var hasWork: Bool { !pending.isEmpty || !running.isEmpty }
 
         /// The least loaded worker that may take jobs, the next of `size` bytes first,
-        /// if any, and how many. A
-        /// worker of short tasks takes more once it is down to half its depth, and
-        /// then is filled: its requests go in one write, not one each.
+        /// if any, and how many. A worker of short tasks takes more once it is down
+        /// to half its depth, and then is filled: its requests go in one write, not
+        /// one each.
         func seatWithRoom(quota: Int?, for size: Int) -> (id: Int, room: Int)? {
             var best: (id: Int, room: Int, load: Int, lastGiven: UInt64)?
             for (id, seat) in seats where !seat.doomed {
@@ -224,7 +225,7 @@ public final class ProcessPool: Sendable {
             // The ones started are let go; their readers end them, and replace none.
             let started = state.withLock { state in
                 state.closed = true
-                return Array(state.workers.values)
+                return state.seats.values.map(\.worker)
             }
             for worker in started { worker.connection.close() }
             throw error
@@ -275,7 +276,7 @@ public final class ProcessPool: Sendable {
             guard !drain else { return state.hasWork }
             while let job = state.pending.popFirst() { failed.append(job.finish) }
             for id in Array(state.running.keys) { state.running[id]?.ending = .stopped }
-            stopping = state.seats.filter { !$0.value.jobs.isEmpty }.compactMap { state.workers[$0.key] }
+            stopping = state.seats.values.filter { !$0.jobs.isEmpty }.map(\.worker)
             return false
         }
         for finish in failed { finish(.failure(ProcessPoolError.shutDown)) }
@@ -292,7 +293,7 @@ public final class ProcessPool: Sendable {
         }
         // End of file on each connection ends each worker; wait for all of them.
         while true {
-            let (workers, spawning) = state.withLock { (Array($0.workers.values), $0.spawning) }
+            let (workers, spawning) = state.withLock { ($0.seats.values.map(\.worker), $0.spawning) }
             if workers.isEmpty && spawning == 0 { break }
             for worker in workers {
                 worker.connection.close()
@@ -307,7 +308,7 @@ public final class ProcessPool: Sendable {
     var requeuedTasks: Int { state.withLock { $0.requeued } }
 
     /// The live workers' pids (for tests).
-    var workerProcessIDs: [Int32] { state.withLock { $0.workers.values.map(\.child.pid) } }
+    var workerProcessIDs: [Int32] { state.withLock { $0.seats.values.map(\.worker.child.pid) } }
 
     // MARK: Jobs
 
@@ -335,7 +336,7 @@ public final class ProcessPool: Sendable {
                 ? _PoolRequest(id: id, task: task, inputs: inputs)
                 : _PoolRequest(id: id, task: task, input: inputs[0])).bytes()
         } catch {
-            state.withLock { _ = $0.issued.removeValue(forKey: id) }
+            forget(id)
             return finish(.failure(error))
         }
         let refusal = state.withLock { state -> (any Error)? in
@@ -363,7 +364,7 @@ public final class ProcessPool: Sendable {
             if let job = state.pending.remove(where: { $0.id == id }) { return (job, nil) }
             guard let job = state.running[id], !job.answered,
                   let seat = state.seats.first(where: { $0.value.jobs.contains(id) }) else { return (nil, nil) }
-            if seat.value.jobs.first == id { return (nil, state.workers[seat.key]) }
+            if seat.value.jobs.first == id { return (nil, seat.value.worker) }
             state.running[id]?.answered = true
             state.running[id]?.ending = .cancelled
             answered = job.finish
@@ -409,25 +410,26 @@ public final class ProcessPool: Sendable {
         state.withLock { state in
             guard !state.pending.isEmpty else { return }
             let now = _Deadline.now.nanoseconds
-            while let next = state.pending.first, let (seat, room) = state.seatWithRoom(quota: tasksPerWorker, for: next.request.count),
-                  let worker = state.workers[seat] {
+            while let next = state.pending.first, let (id, room) = state.seatWithRoom(quota: tasksPerWorker, for: next.request.count),
+                  var seat = state.seats[id] {
                 for _ in 0..<room {
                     guard let job = state.pending.first else { break }
-                    if state.seats[seat]!.jobs.isEmpty {
-                        state.seats[seat]!.since = now
-                        if let timer = Timer(job, on: worker) { timers.append(timer) }
-                    } else if state.seats[seat]!.bytes + job.request.count > Self.pipelineBytes {
+                    if seat.jobs.isEmpty {
+                        seat.since = now
+                        if let timer = Timer(job, on: seat.worker) { timers.append(timer) }
+                    } else if seat.bytes + job.request.count > Self.pipelineBytes {
                         break
                     }
                     _ = state.pending.popFirst()
-                    state.seats[seat]!.bytes += job.request.count
-                    state.seats[seat]!.jobs.append(job.id)
+                    seat.bytes += job.request.count
+                    seat.jobs.append(job.id)
                     state.running[job.id] = job
-                    worker.give(job.request)
+                    seat.worker.give(job.request)
                 }
                 state.jobsGiven += 1
-                state.seats[seat]!.lastGiven = state.jobsGiven
-                given.append(worker)
+                seat.lastGiven = state.jobsGiven
+                state.seats[id] = seat
+                given.append(seat.worker)
             }
         }
         // One that cannot be spoken to is ended; its reader handles its jobs as a death.
@@ -477,8 +479,7 @@ public final class ProcessPool: Sendable {
         let worker = state.withLock { state -> Worker in
             state.nextWorker += 1
             let worker = Worker(id: state.nextWorker, child: child, connection: mine)
-            state.workers[worker.id] = worker
-            state.seats[worker.id] = Seat()
+            state.seats[worker.id] = Seat(worker: worker)
             return worker
         }
         do {
@@ -554,8 +555,7 @@ public final class ProcessPool: Sendable {
         let termination = try? worker.child.join()
         var failures: [(Finish, any Error)] = []
         let replace = state.withLock { state -> Bool in
-            state.workers[worker.id] = nil
-            let seat = state.seats.removeValue(forKey: worker.id) ?? Seat()
+            let seat = state.seats.removeValue(forKey: worker.id) ?? Seat(worker: worker)
             if seat.finished == 0 && seat.jobs.isEmpty { state.earlyDeaths += 1 }
             var again: [Job] = []
             for (position, id) in seat.jobs.enumerated() {
@@ -600,7 +600,7 @@ public final class ProcessPool: Sendable {
                 _writeStandardError("swift-multiprocessing: a pool worker could not be replaced: \(error)")
                 // With no worker left, what waits would wait for ever: it fails.
                 failed = state.withLock { state in
-                    guard state.workers.isEmpty, state.spawning == 1 else { return [] }
+                    guard state.seats.isEmpty, state.spawning == 1 else { return [] }
                     var jobs: [Finish] = []
                     while let job = state.pending.popFirst() { jobs.append(job.finish) }
                     return jobs
