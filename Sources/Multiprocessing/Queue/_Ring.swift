@@ -206,7 +206,6 @@ final class _Ring: @unchecked Sendable {
         return max(0, reserved.load() &- lost &- done)
     }
 
-    /// Whether a record waits in the ring.
     /// Whether a record waits in the ring (another reader may take it first).
     var hasData: Bool { (writeIndex.load() & ~7) != (readIndex.load() & ~7) }
 
