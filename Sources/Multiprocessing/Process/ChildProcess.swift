@@ -62,7 +62,9 @@ public final class ChildProcess: Sendable {
         signalHandle = Mutex(try? _pidDescriptor(pid))
     }
 
-    deinit {
+    deinit { closeSignalHandle() }
+
+    private func closeSignalHandle() {
         if let handle = signalHandle.withLock({ $0.take() }) { _close(handle) }
     }
 
@@ -140,7 +142,7 @@ public final class ChildProcess: Sendable {
         guard let status = try _reap(pid, block: block) else { return nil }
         let termination = Termination(status: status)
         ended.withLock { $0 = termination }
-        if let handle = signalHandle.withLock({ $0.take() }) { _close(handle) }  // no signal can be sent now
+        closeSignalHandle()  // no signal can be sent now
         return termination
     }
 }
