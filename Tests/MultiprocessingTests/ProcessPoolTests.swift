@@ -10,6 +10,16 @@ import Testing
 struct ProcessPoolTests {
     let executable = helper
 
+    /// The pids that 20 tasks in a row ran on, once the pool has `workers` live
+    /// workers again (a replacement may still be starting; up to 30 s).
+    func pidsOnceReplaced(_ pool: ProcessPool, workers: Int) async throws -> Set<Int32> {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while pool.workerProcessIDs.count < workers, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        var pids = Set<Int32>()
+        for _ in 0..<20 { pids.insert(try await pool.run(PoolTasks.pid, 0)) }
+        return pids
+    }
+
     @Test("run returns each task's output; 10,000 tiny tasks through map come back correct and in order")
     func runAndMap() async throws {
         try await withProcessPool(workers: 2, executable: executable) { (pool) async throws in
@@ -70,10 +80,7 @@ struct ProcessPoolTests {
             #expect(failure.worker != nil)
             #expect(try await others == Array(1...20))
             // A new worker took its place: the pool has two again, and both take tasks.
-            let deadline = ContinuousClock.now + .seconds(30)
-            while pool.workerProcessIDs.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-            var pids = Set<Int32>()
-            for _ in 0..<20 { pids.insert(try await pool.run(PoolTasks.pid, 0)) }
+            let pids = try await pidsOnceReplaced(pool, workers: 2)
             #expect(pids.count == 2)
         }
     }
@@ -132,10 +139,7 @@ struct ProcessPoolTests {
             // Seen here: 7 or 8 kills, as many failures, about 60 tasks given to another worker.
             #expect(kills > 0)
             #expect(failures <= kills)
-            let deadline = ContinuousClock.now + .seconds(30)
-            while pool.workerProcessIDs.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-            var pids = Set<Int32>()
-            for _ in 0..<20 { pids.insert(try await pool.run(PoolTasks.pid, 0)) }
+            let pids = try await pidsOnceReplaced(pool, workers: 2)
             #expect(pids.count == 2, "the pool did not get back to two workers")
         }
     }
