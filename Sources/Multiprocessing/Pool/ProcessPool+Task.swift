@@ -37,8 +37,8 @@ extension ProcessPool {
             throw ProcessPoolError(.unknownTask, "'\(name)' is a pool task: a ProcessPool's workers run it, not ChildProcess.start")
         }
 
-        func perform(_ input: [UInt8]) throws -> [UInt8] {
-            try MessagePackEncoder().encode(body(MessagePackDecoder().decode(Input.self, from: input)))
+        func perform(_ input: [UInt8], _ coders: (MessagePackEncoder, MessagePackDecoder)) throws -> [UInt8] {
+            try coders.0.encode(body(coders.1.decode(Input.self, from: input)))
         }
     }
 
@@ -96,6 +96,7 @@ extension ProcessPool {
             }
         }
         let bodies = tasks.compactMap { $0 as? any _PoolTaskBody }
+        let coders = (MessagePackEncoder(), MessagePackDecoder())  // one pair for every task, not a pair each
         while true {
             let request: _PoolRequest
             do { request = try start.connection.receive(_PoolRequest.self) } catch { _exit(code: 0) }
@@ -106,7 +107,7 @@ extension ProcessPool {
                     return .init(error: .init(type: "unknownTask", description: "this worker has no task named '\(request.task)' (tasks: \(bodies.map(\.name)))"))
                 }
                 do {
-                    return .init(output: try task.perform(input))
+                    return .init(output: try task.perform(input, coders))
                 } catch {
                     return .init(error: .init(type: String(reflecting: Swift.type(of: error)), description: String(describing: error)))
                 }
@@ -142,7 +143,8 @@ extension ProcessPool {
 /// A pool task, seen by the worker loop without its types.
 protocol _PoolTaskBody: Sendable {
     var name: String { get }
-    func perform(_ input: [UInt8]) throws -> [UInt8]
+    /// The output's MessagePack for the input's, with the worker's encoder and decoder.
+    func perform(_ input: [UInt8], _ coders: (MessagePackEncoder, MessagePackDecoder)) throws -> [UInt8]
 }
 
 /// Pool → worker: run `task` on `input` (its MessagePack bytes), as request `id`;
