@@ -252,3 +252,17 @@ final class _Reactor: Sendable {
 package func _startAsyncWaiting() throws {
     _ = try _Reactor.shared()
 }
+
+/// Waits, holding no thread, until `fd` can be read or written as asked, or `timeout`
+/// passes (then returns false): for a module of this package that does its own I/O on a
+/// descriptor, such as DurableQueue on libpq's socket. Cancellation throws
+/// `CancellationError` at once. The caller must keep `fd` open until this returns.
+package func _awaitDescriptor(_ fd: CInt, readable: Bool, writable: Bool = false, timeout: Duration? = nil) async throws -> Bool {
+    var events: UInt32 = 0
+    if readable { events |= SWIFTMP_EPOLLIN }
+    if writable { events |= SWIFTMP_EPOLLOUT }
+    let ready = try await _Reactor.shared().retry(FileDescriptor(rawValue: fd), events: events, until: .after(timeout)) {
+        _isReady(fd, readable: readable, writable: writable) ? true : nil
+    }
+    return ready != nil
+}

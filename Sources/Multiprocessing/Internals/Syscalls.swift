@@ -83,6 +83,14 @@ func _pollReadable(_ fds: [FileDescriptor], deadline: _Deadline?) throws(Errno) 
     }
 }
 
+/// Whether `fd` is ready now to be read or written, as asked; an error or a hang-up counts
+/// as ready (the next read or write reports it). The corresponding C function is `poll`,
+/// without waiting; EINTR counts as not ready (the caller looks again).
+package func _isReady(_ fd: CInt, readable: Bool, writable: Bool) -> Bool {
+    var entry = pollfd(fd: fd, events: Int16((readable ? POLLIN : 0) | (writable ? POLLOUT : 0)), revents: 0)
+    return poll(&entry, 1, 0) > 0
+}
+
 /// Closes a descriptor. EINTR is not retried: on Linux the descriptor is gone either way.
 func _close(_ fd: FileDescriptor) {
     _ = Glibc.close(fd.rawValue)
