@@ -1,5 +1,5 @@
 # The two commands of the README's Quick start. Both install what is missing first.
-.PHONY: demo test deps bench fixtures fuzz fuzz-build
+.PHONY: demo demo-durable test deps bench fixtures fuzz fuzz-build
 
 deps:
 	./Scripts/install-dependencies.sh
@@ -17,16 +17,28 @@ demo: deps
 	@echo "\n6. A process pool (Examples/Squares): squares computed by 4 worker processes"
 	.build/debug/Squares > .build/squares.txt && tail -3 .build/squares.txt
 
+# The README's DurableQueue example against a throwaway PostgreSQL cluster (Scripts/postgres.sh).
+demo-durable: deps
+	swift build --product DurableShop
+	@set -e; trap './Scripts/postgres.sh stop' EXIT; \
+		postgres_env="$$(./Scripts/postgres.sh start)"; eval "$$postgres_env"; \
+		.build/debug/DurableShop
+
 # `swift build` first: the tool tests run the built `msgpack` executable.
 # Python's msgpack lets the tests check that a Python process reads our frames. One
 # test at a time: after each multi-process test, the leak check compares this
 # process's descriptors, /dev/shm and children with what they were before.
 # Last, a short fuzzing pass (60 s) after replaying every kept finding, so that a
 # change that brings back a crash, a hang or a huge allocation fails here.
+# DurableQueue's tests need PostgreSQL: Scripts/postgres.sh installs it if missing and starts
+# a throwaway cluster, stopped again when the tests end, pass or fail (the trap).
 test:
 	./Scripts/install-dependencies.sh --python
 	swift build --build-tests
-	SWIFT_MULTIPROCESSING_LEAK_CHECK=1 swift test --skip-build --no-parallel
+	@set -e; trap './Scripts/postgres.sh stop' EXIT; \
+		postgres_env="$$(./Scripts/postgres.sh start)"; eval "$$postgres_env"; \
+		echo "SWIFT_MULTIPROCESSING_POSTGRES_URL=$$SWIFT_MULTIPROCESSING_POSTGRES_URL"; \
+		SWIFT_MULTIPROCESSING_LEAK_CHECK=1 swift test --skip-build --no-parallel
 	$(MAKE) fuzz FUZZ_SECONDS=60 FUZZ_FLAGS=-seed=1
 
 # The fuzzer (Fuzz/): libFuzzer with AddressSanitizer on every way bytes come in —

@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "MessagePack", targets: ["MessagePack"]),
         .library(name: "Multiprocessing", targets: ["Multiprocessing"]),
+        .library(name: "MultiprocessingPostgres", targets: ["MultiprocessingPostgres"]),
         .executable(name: "msgpack", targets: ["msgpack"]),
     ],
     dependencies: [
@@ -31,6 +32,15 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // libpq from Debian's libpq-dev: PostgreSQL's own client library, for DurableQueue.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        // DurableQueue: a queue in PostgreSQL tables, its own product, so that local users
+        // link no database client.
+        .target(name: "MultiprocessingPostgres", dependencies: ["MessagePack", "Multiprocessing", "CLibPQ"]),
         .executableTarget(
             name: "msgpack",
             dependencies: [
@@ -46,6 +56,8 @@ let package = Package(
         .executableTarget(name: "AsyncShop", dependencies: ["Multiprocessing"], path: "Examples/AsyncShop"),
         // The README's process-pool example, compiled as written.
         .executableTarget(name: "Squares", dependencies: ["Multiprocessing"], path: "Examples/Squares"),
+        // The README's DurableQueue example, compiled as written (`make demo-durable` runs it).
+        .executableTarget(name: "DurableShop", dependencies: ["MultiprocessingPostgres"], path: "Examples/DurableShop"),
         .testTarget(
             name: "MessagePackTests",
             dependencies: ["MessagePack"]
@@ -63,6 +75,19 @@ let package = Package(
                 "Multiprocessing", "MessagePack", "MultiprocessingTestHelper", "MultiprocessingTestSupport",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
+        ),
+        // The producer and consumer processes DurableQueue's tests start.
+        .executableTarget(
+            name: "DurableQueueTestHelper",
+            dependencies: [
+                "MultiprocessingPostgres", "Multiprocessing",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Tests/DurableQueueTestHelper"
+        ),
+        .testTarget(
+            name: "MultiprocessingPostgresTests",
+            dependencies: ["MultiprocessingPostgres", "Multiprocessing", "DurableQueueTestHelper"]
         ),
     ]
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need and a fresh Debian machine with only
-# the Swift toolchain lacks: msgpack-c (libmsgpack-dev) and pkg-config, from apt;
+# the Swift toolchain lacks: msgpack-c (libmsgpack-dev), libpq (libpq-dev, PostgreSQL's
+# client library, for DurableQueue) and pkg-config, from apt;
 # Python's msgpack (only for the fixture generator), from pip, when asked with --python;
 # faster-fifo (only for queue-bench's faster-fifo columns), from pip, when asked with --bench.
 # Does nothing for what is already there. Uses sudo when not root.
@@ -11,6 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 missing=()
 pkg-config --exists msgpack 2>/dev/null || missing+=(libmsgpack-dev)
+pkg-config --exists libpq 2>/dev/null || missing+=(libpq-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -20,6 +22,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 pkg-config --exists msgpack || { echo "msgpack-c is still missing after apt-get install libmsgpack-dev" >&2; exit 1; }
+pkg-config --exists libpq || { echo "libpq is still missing after apt-get install libpq-dev" >&2; exit 1; }
 
 # pip install, and again with --break-system-packages where the interpreter is
 # Debian's own (bookworm marks it externally managed: PEP 668).

@@ -1,0 +1,70 @@
+extension DurableQueue {
+    /// Acknowledges a delivery: deletes its item, if this delivery's lease still holds it.
+    ///
+    /// - Throws: `DurableQueueError` `.leaseLost` when the lease ran out and the item was
+    ///   leased again (it will be, or was, delivered again) or acknowledged by that other
+    ///   consumer; `.closed`, `.database`, `.connectionLost` (the acknowledgement may or may
+    ///   not have been made: the item may be delivered again).
+    public func taskDone(_ delivery: Delivery) async throws {
+        try await prepare()
+        // Deleted only while the row still holds this lease's token: a lease that ran out
+        // and was taken by another consumer has a new token.
+        // Not repeated after a lost connection: the delete may have committed, and a second
+        // one would find nothing and say the lease was lost.
+        let parameters: [_PGParameter] = [.integer(delivery.id), .uuid(delivery.leaseToken), .string(channel)]
+        let deleted = try await database("acknowledging item \(delivery.id)") { connection in
+            try await connection.execute("""
+                WITH done AS (
+                    DELETE FROM durable_queue_items WHERE id = $1 AND lease_token = $2
+                    RETURNING id)
+                SELECT id, pg_notify($3, 'left') FROM done
+                """, parameters).count
+        }
+        guard deleted == 1 else {
+            throw DurableQueueError(.leaseLost, """
+                the lease on item \(delivery.id) of the queue \(name) ran out (at \(delivery.leaseDeadline)) \
+                and another lease took it: the item will be, or was, delivered again
+                """, itemID: delivery.id)
+        }
+    }
+
+    /// The items of the queue not yet acknowledged: waiting, and leased (by a live consumer
+    /// or by one whose lease will run out). Not the dead letters. `SELECT count(*)` of the
+    /// queue's rows in `durable_queue_items`.
+    public var count: Int {
+        get async throws {
+            try await prepare()
+            let name = name
+            let count = try await database("counting the items", repeatable: true) { connection in
+                try await connection.execute(
+                    "SELECT count(*) FROM durable_queue_items WHERE queue = $1", [.string(name)]
+                ).integer(0, 0)
+            }
+            return Int(count ?? 0)
+        }
+    }
+
+    /// Waits until every item of the queue is acknowledged (`count` is 0): woken by
+    /// acknowledgements, or by polling.
+    ///
+    /// - Parameter timeout: how long to wait; nil (the default) waits for ever.
+    /// - Throws: `DurableQueueError` `.timedOut`, `.closed`, `.database`; `CancellationError`.
+    public func join(timeout: Duration? = nil) async throws {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        while true {
+            let seen = itemLeft.generation
+            let left = try await count
+            if left == 0 { return }
+            var wait = pollInterval
+            if let deadline {
+                let remaining = deadline - .now
+                guard remaining > .zero else {
+                    throw DurableQueueError(.timedOut, "the queue \(name) still holds \(left) unacknowledged items")
+                }
+                wait = min(wait, remaining)
+            }
+            await itemLeft.wait(after: seen, atMost: wait)
+            try Task.checkCancellation()
+        }
+    }
+}
