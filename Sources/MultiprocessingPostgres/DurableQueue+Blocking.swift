@@ -9,6 +9,12 @@ extension DurableQueue {
         try _waitBlocking { try await self.put(value, timeout: timeout) }
     }
 
+    /// Blocking `put(contentsOf:timeout:)`.
+    public func put(contentsOf values: some Sequence<Element>, timeout: Duration? = nil) throws {
+        let values = Array(values)
+        try _waitBlocking { try await self.put(contentsOf: values, timeout: timeout) }
+    }
+
     /// Blocking `putNowait(_:)`.
     public func putNowait(_ value: Element) throws {
         try _waitBlocking { try await self.putNowait(value) }
@@ -19,6 +25,11 @@ extension DurableQueue {
         try _waitBlocking { try await self.get(timeout: timeout) }
     }
 
+    /// Blocking `get(upTo:timeout:)`.
+    public func get(upTo maxCount: Int, timeout: Duration? = nil) throws -> [Delivery] {
+        try _waitBlocking { try await self.get(upTo: maxCount, timeout: timeout) }
+    }
+
     /// Blocking `getNowait()`.
     public func getNowait() throws -> Delivery {
         try _waitBlocking { try await self.getNowait() }
@@ -27,6 +38,12 @@ extension DurableQueue {
     /// Blocking `taskDone(_:)`.
     public func taskDone(_ delivery: Delivery) throws {
         try _waitBlocking { try await self.taskDone(delivery) }
+    }
+
+    /// Blocking `taskDone(_:)` of several deliveries.
+    public func taskDone(_ deliveries: some Sequence<Delivery>) throws {
+        let deliveries = Array(deliveries)
+        try _waitBlocking { try await self.taskDone(deliveries) }
     }
 
     /// Blocking `join(timeout:)`.

@@ -13,11 +13,42 @@ extension DurableQueue {
     ///   item leased did not decode as `Element` (it was moved to the dead letters: call `get`
     ///   again for the next item); `.closed`, `.database`; `CancellationError`.
     public func get(timeout: Duration? = nil) async throws -> Delivery {
+        let deliveries = try await get(upTo: 1, timeout: timeout)
+        guard let delivery = deliveries.first else {
+            throw DurableQueueError(.database, "a claim of one item returned none")
+        }
+        return delivery
+    }
+
+    /// Leases up to `maxCount` of the oldest items no one holds, in one statement, waiting
+    /// only until there is at least one (pgmq's `read` with a quantity). They come in the
+    /// order they were put; acknowledge them with `taskDone(_:)`, one by one or together.
+    ///
+    /// - Parameters:
+    ///   - maxCount: at most this many items (1 or more).
+    ///   - timeout: how long to wait for the first; nil (the default) waits for ever.
+    /// - Throws: as `get(timeout:)`. When an item of the batch does not decode, it goes to the
+    ///   dead letters, the others' leases are given back (they come in the next call, their
+    ///   `attempt` unchanged), and the call throws `.undecodable` naming it.
+    public func get(upTo maxCount: Int, timeout: Duration? = nil) async throws -> [Delivery] {
+        guard maxCount >= 1 else {
+            throw DurableQueueError(.invalidArgument, "get(upTo:) needs 1 or more, not \(maxCount)")
+        }
         try await prepare()
         let deadline = timeout.map { ContinuousClock.now + $0 }
         while true {
             let seen = itemPut.generation
-            if let delivery = try await claim() { return delivery }
+            let claimed = try await claim(maxCount)
+            if !claimed.isEmpty {
+                // Cancelled while the claim ran: the leases go back, so that a cancelled get
+                // takes nothing (in a task of its own, which the cancellation cannot stop).
+                if Task.isCancelled {
+                    let leases = claimed.map { (id: $0.id, token: $0.token) }
+                    await Task { try? await self.giveBack(leases) }.value
+                    throw CancellationError()
+                }
+                return try await decode(claimed)
+            }
             var wait = pollInterval
             if let deadline {
                 let remaining = deadline - .now
@@ -43,19 +74,19 @@ extension DurableQueue {
         try await get(timeout: .zero)
     }
 
-    /// One claim: the oldest visible item of the queue, skipping rows another transaction
+    /// One claim: the oldest visible items of the queue, skipping rows another transaction
     /// is claiming, leased in the same statement (a new token, a deadline, one more attempt).
-    /// Repeated after a lost connection: a claim that committed unseen only delays its item
+    /// Repeated after a lost connection: a claim that committed unseen only delays its items
     /// until that lease runs out.
-    private func claim() async throws -> Delivery? {
-        let parameters: [_PGParameter] = [.string(name), .double(leaseDuration.seconds)]
-        let leased = try await database("leasing an item", repeatable: true) { connection in
+    private func claim(_ maxCount: Int) async throws -> [_Leased] {
+        let parameters: [_PGParameter] = [.string(name), .double(leaseDuration.seconds), .integer(maxCount)]
+        let leased = try await database("leasing items", repeatable: true) { connection in
             let rows = try await connection.execute("""
                 WITH next AS (
                     SELECT id FROM durable_queue_items
                     WHERE queue = $1 AND visible_at <= now()
                     ORDER BY id
-                    LIMIT 1
+                    LIMIT $3
                     FOR UPDATE SKIP LOCKED)
                 UPDATE durable_queue_items AS item
                 SET visible_at = now() + make_interval(secs => $2::float8),
@@ -65,26 +96,56 @@ extension DurableQueue {
                 WHERE item.id = next.id
                 RETURNING item.id, item.payload, item.attempts, item.visible_at, item.lease_token
                 """, parameters)
-            guard rows.count == 1 else { return nil as _Leased? }
-            guard let id = try rows.integer(0, 0), let payload = try rows.bytes(0, 1),
-                  let attempt = try rows.integer(0, 2), let deadline = try rows.date(0, 3),
-                  let token = try rows.uuid(0, 4)
-            else { throw _PGError(.server, "a leased row has a NULL column") }
-            return _Leased(id: id, payload: payload, attempt: Int(attempt), deadline: deadline, token: token)
+            return try (0..<rows.count).map { row in
+                guard let id = try rows.integer(row, 0), let payload = try rows.bytes(row, 1),
+                      let attempt = try rows.integer(row, 2), let deadline = try rows.date(row, 3),
+                      let token = try rows.uuid(row, 4)
+                else { throw _PGError(.server, "a leased row has a NULL column") }
+                return _Leased(id: id, payload: payload, attempt: Int(attempt), deadline: deadline, token: token)
+            }
         }
-        guard let leased else { return nil }
-        let value: Element
-        do {
-            value = try MessagePackDecoder().decode(Element.self, from: leased.payload)
-        } catch {
-            try await moveToDeadLetters(id: leased.id, leaseToken: leased.token, error: error)
-            throw DurableQueueError(.undecodable, """
-                item \(leased.id) of the queue \(name) did not decode as \(Element.self) and was moved to \
-                durable_queue_dead_letters: \(error)
-                """, itemID: leased.id, underlyingError: error)
+        // RETURNING keeps no order: the ids give the order of the puts.
+        return leased.sorted { $0.id < $1.id }
+    }
+
+    /// The claimed rows as deliveries; see `get(upTo:timeout:)` for a row that does not decode.
+    private func decode(_ claimed: [_Leased]) async throws -> [Delivery] {
+        let decoder = MessagePackDecoder()
+        var deliveries: [Delivery] = []
+        deliveries.reserveCapacity(claimed.count)
+        for (index, leased) in claimed.enumerated() {
+            do {
+                let value = try decoder.decode(Element.self, from: leased.payload)
+                deliveries.append(Delivery(value: value, attempt: leased.attempt, leaseDeadline: leased.deadline,
+                                           id: leased.id, leaseToken: leased.token))
+            } catch {
+                try await moveToDeadLetters(id: leased.id, leaseToken: leased.token, error: error)
+                try await giveBack(deliveries.map { ($0.id, $0.leaseToken) } + claimed[(index + 1)...].map { ($0.id, $0.token) })
+                throw DurableQueueError(.undecodable, """
+                    item \(leased.id) of the queue \(name) did not decode as \(Element.self) and was moved to \
+                    durable_queue_dead_letters: \(error)
+                    """, itemID: leased.id, underlyingError: error)
+            }
         }
-        return Delivery(value: value, attempt: leased.attempt, leaseDeadline: leased.deadline, id: leased.id,
-                        leaseToken: leased.token)
+        return deliveries
+    }
+
+    /// Ends leases without a delivery: the items are visible again at once, their attempt
+    /// as before. Repeated after a lost connection (a lease given back twice is given back).
+    private func giveBack(_ leases: [(id: Int64, token: UUID)]) async throws {
+        guard !leases.isEmpty else { return }
+        let parameters: [_PGParameter] = [.integers(leases.map(\.id)), .uuids(leases.map(\.token)), .string(channel)]
+        _ = try await database("giving back \(leases.count) leases", repeatable: true) { connection in
+            try await connection.execute("""
+                WITH released AS (
+                    UPDATE durable_queue_items AS item
+                    SET visible_at = now(), attempts = item.attempts - 1, lease_token = NULL
+                    FROM unnest($1::bigint[], $2::uuid[]) AS lease(id, token)
+                    WHERE item.id = lease.id AND item.lease_token = lease.token
+                    RETURNING item.id)
+                SELECT (SELECT count(*) FROM released), pg_notify($3, 'put')
+                """, parameters).count
+        }
     }
 
     /// Moves a leased item to the dead letters with `error`, in one statement (so one
@@ -116,7 +177,8 @@ extension DurableQueue {
                 FROM durable_queue_items WHERE queue = $1
                 """, [.string(name)]).double(0, 0)
         }
-        return seconds.map { Duration.seconds($0) }
+        // Clamped: a row parked at 'infinity' must not trap the conversion to Duration.
+        return seconds.map { Duration.seconds($0.isFinite ? min(max($0, -1e6), 1e6) : 1e6) }
     }
 }
 

@@ -6,25 +6,42 @@ extension DurableQueue {
     ///   consumer; `.closed`, `.database`, `.connectionLost` (the acknowledgement may or may
     ///   not have been made: the item may be delivered again).
     public func taskDone(_ delivery: Delivery) async throws {
+        try await taskDone(CollectionOfOne(delivery))
+    }
+
+    /// Acknowledges deliveries together, in one statement: deletes each item whose lease
+    /// still holds it.
+    ///
+    /// - Throws: as `taskDone(_:)`. `.leaseLost` names the first delivery whose lease was
+    ///   lost, after every other one was acknowledged.
+    public func taskDone(_ deliveries: some Sequence<Delivery>) async throws {
+        let deliveries = Array(deliveries)
+        guard !deliveries.isEmpty else { return }
         try await prepare()
         // Deleted only while the row still holds this lease's token: a lease that ran out
         // and was taken by another consumer has a new token.
         // Not repeated after a lost connection: the delete may have committed, and a second
         // one would find nothing and say the lease was lost.
-        let parameters: [_PGParameter] = [.integer(delivery.id), .uuid(delivery.leaseToken), .string(channel)]
-        let deleted = try await database("acknowledging item \(delivery.id)") { connection in
-            try await connection.execute("""
+        let parameters: [_PGParameter] = [
+            .integers(deliveries.map(\.id)), .uuids(deliveries.map(\.leaseToken)), .string(channel),
+        ]
+        let what = deliveries.count == 1 ? "item \(deliveries[0].id)" : "\(deliveries.count) items"
+        let deleted = try await database("acknowledging \(what)") { connection in
+            let rows = try await connection.execute("""
                 WITH done AS (
-                    DELETE FROM durable_queue_items WHERE id = $1 AND lease_token = $2
-                    RETURNING id)
+                    DELETE FROM durable_queue_items AS item
+                    USING unnest($1::bigint[], $2::uuid[]) AS lease(id, token)
+                    WHERE item.id = lease.id AND item.lease_token = lease.token
+                    RETURNING item.id)
                 SELECT id, pg_notify($3, 'left') FROM done
-                """, parameters).count
+                """, parameters)
+            return Set(try (0..<rows.count).compactMap { try rows.integer($0, 0) })
         }
-        guard deleted == 1 else {
+        if let lost = deliveries.first(where: { !deleted.contains($0.id) }) {
             throw DurableQueueError(.leaseLost, """
-                the lease on item \(delivery.id) of the queue \(name) ran out (at \(delivery.leaseDeadline)) \
+                the lease on item \(lost.id) of the queue \(name) ran out (at \(lost.leaseDeadline)) \
                 and another lease took it: the item will be, or was, delivered again
-                """, itemID: delivery.id)
+                """, itemID: lost.id)
         }
     }
 

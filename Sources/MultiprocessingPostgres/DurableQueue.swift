@@ -113,7 +113,8 @@ public final class DurableQueue<Element: Codable & Sendable>: Sendable {
     }
 
     /// Ends the listening connection and the idle ones, and waits for the listener to stop.
-    /// Operations after it throw `.closed`; those in flight end first.
+    /// Operations after it throw `.closed`. One in flight is not waited for: it ends on its
+    /// own (its statement runs to its end), and its connection is closed when it does.
     public func close() async {
         state.withLock { $0.closed = true }
         listenTask.cancel()

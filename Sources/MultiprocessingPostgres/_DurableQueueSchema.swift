@@ -14,6 +14,16 @@ enum _DurableQueueSchema {
 
     /// Creates the tables if missing and checks the version, in one transaction.
     static func ensure(on connection: _PGConnection) async throws {
+        // Looked at first, without a lock: when the schema is there, nothing more. The DDL
+        // below takes a lock on the items table (CREATE INDEX IF NOT EXISTS takes it before
+        // it finds the index there) that would make every put and get wait behind any open
+        // write, for each new handle.
+        do {
+            let found = try await connection.execute("SELECT max(version) FROM durable_queue_schema").integer(0, 0)
+            if found == Int64(version) { return }
+        } catch let error as _PGError where error.sqlState == "42P01" {
+            // undefined_table: a database no queue has used yet.
+        }
         try await connection.transaction {
             try await connection.execute("SELECT pg_advisory_xact_lock($1::bigint)", [.integer(advisoryLockKey)])
             try await connection.execute("CREATE TABLE IF NOT EXISTS durable_queue_schema (version integer NOT NULL)")

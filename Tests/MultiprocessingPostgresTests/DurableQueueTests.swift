@@ -217,6 +217,116 @@ extension PostgresSuites {
             await expectDurableQueueError(.closed) { try await queue.put(1) }
         }
 
+        @Test("batches: put(contentsOf:) in order, get(upTo:), taskDone of many; a lost lease in a batch is named, the rest acknowledged", .timeLimit(.minutes(1)))
+        func batches() async throws {
+            try await TestDatabase.withQueue(Int.self, name: TestDatabase.uniqueName("batch"), maxsize: 150,
+                                             leaseDuration: .milliseconds(800)) { queue in
+                try await queue.put(contentsOf: 0..<100)
+                try await queue.put(contentsOf: [Int]())  // nothing, and no error
+                #expect(try await queue.count == 100)
+                await expectDurableQueueError(.invalidArgument) { try await queue.put(contentsOf: 0..<151) }
+                await expectDurableQueueError(.full) { try await queue.put(contentsOf: 0..<51, timeout: .milliseconds(100)) }
+                #expect(try await queue.count == 100, "a refused batch put nothing")
+                let first = try await queue.get(upTo: 30, timeout: .seconds(5))
+                #expect(first.map(\.value) == Array(0..<30))
+                try await queue.taskDone(first)
+                let second = try await queue.get(upTo: 1000, timeout: .seconds(5))
+                #expect(second.map(\.value) == Array(30..<100))
+                // The first of these is let run out and taken again, with attempt 2.
+                try await Task.sleep(for: .milliseconds(900))
+                let again = try await queue.get(upTo: 1, timeout: .seconds(5))
+                #expect(again.map(\.value) == [30] && again.first?.attempt == 2)
+                let lost = await expectDurableQueueError(.leaseLost) { try await queue.taskDone(second) }
+                #expect(lost?.itemID == second.first?.id)
+                #expect(try await queue.count == 1, "all but the one whose lease was lost are acknowledged")
+                try await queue.taskDone(again)
+                #expect(try await queue.count == 0)
+            }
+        }
+
+        @Test("a batch with an undecodable item: it goes to the dead letters, the others' leases are given back whole", .timeLimit(.minutes(1)))
+        func undecodableInBatch() async throws {
+            let name = TestDatabase.uniqueName("batch-poison")
+            try await TestDatabase.withClient { client in
+                try await TestDatabase.withQueue(Order.self, name: name) { queue in
+                    try await queue.put(Order(id: 1, item: "a"))
+                    let insert = "INSERT INTO durable_queue_items (queue, payload) VALUES ($1, $2) RETURNING id"
+                    let poisoned = try await client.execute(insert, [.string(name), .binary([0xc1])]).integer(0, 0)
+                    try await queue.put(Order(id: 3, item: "c"))
+                    let error = await expectDurableQueueError(.undecodable) { try await queue.get(upTo: 10, timeout: .seconds(5)) }
+                    #expect(error?.itemID == poisoned)
+                    let rest = try await queue.get(upTo: 10, timeout: .seconds(5))
+                    #expect(rest.map(\.value.id) == [1, 3])
+                    #expect(rest.allSatisfy { $0.attempt == 1 }, "given back without a delivery counted")
+                    try await queue.taskDone(rest)
+                    #expect(try await TestDatabase.rowCount(client, queue: name, table: "dead") == 1)
+                }
+            }
+        }
+
+        @Test("cancelled gets take nothing: raced against claims 60 times, every item is got once, none left leased", .timeLimit(.minutes(1)))
+        func cancelledGets() async throws {
+            try await TestDatabase.withQueue(Int.self, name: TestDatabase.uniqueName("cancel")) { queue in
+                let items = 60
+                try await queue.put(contentsOf: 0..<items)
+                var delivered: [Int] = []
+                for round in 0..<items {
+                    let getting = Task { try await queue.get(timeout: .seconds(5)) }
+                    if round % 3 != 0 { try await Task.sleep(for: .microseconds(Int.random(in: 0...3000))) }
+                    getting.cancel()
+                    if case .success(let delivery) = await getting.result {
+                        delivered.append(delivery.value)
+                        try await queue.taskDone(delivery)
+                    }
+                }
+                // What no get returned is visible at once, never delivered: no lease was kept.
+                let rest = try await queue.get(upTo: items, timeout: .seconds(5))
+                #expect(rest.allSatisfy { $0.attempt == 1 })
+                #expect((delivered + rest.map(\.value)).sorted() == Array(0..<items))
+                try await queue.taskDone(rest)
+                print("cancelled gets: \(items - delivered.count) of \(items) cancelled before they returned")
+            }
+        }
+
+        @Test("a connection the server ended while idle is let go unused: puts after it succeed, none fails", .timeLimit(.minutes(1)))
+        func serverEndsIdleConnections() async throws {
+            let name = TestDatabase.uniqueName("terminated")
+            try await TestDatabase.withClient { client in
+                try await TestDatabase.withQueue(Int.self, name: name) { queue in
+                    for round in 0..<5 {
+                        try await queue.put(round)  // a pooled connection, idle afterwards
+                        try await client.execute("""
+                            SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                            WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+                            """)
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    try await queue.put(5)
+                    #expect(try await queue.count == 6)
+                }
+            }
+        }
+
+        @Test("a put with a timeout waits for the put lock no longer than its timeout", .timeLimit(.minutes(1)))
+        func putLockWaitIsBounded() async throws {
+            let name = TestDatabase.uniqueName("lock")
+            try await TestDatabase.withClient { client in
+                try await TestDatabase.withQueue(Int.self, name: name, maxsize: 10) { queue in
+                    try await queue.put(1)
+                    try await client.execute("BEGIN")
+                    try await client.execute("SELECT pg_advisory_xact_lock($1::integer, hashtext($2))",
+                                             [.integer(DurableQueue<Int>.putLockClass), .string(name)])
+                    let started = ContinuousClock.now
+                    await expectDurableQueueError(.full) { try await queue.put(2, timeout: .seconds(1)) }
+                    let waited = ContinuousClock.now - started
+                    try await client.execute("ROLLBACK")
+                    #expect(waited < .seconds(15), "waited \(waited) with the lock held")
+                    try await queue.put(3, timeout: .seconds(5))
+                    #expect(try await queue.count == 2)
+                }
+            }
+        }
+
         @Test("bad names and URLs are refused with clear errors")
         func badArguments() async throws {
             await expectDurableQueueError(.invalidName) { try DurableQueue<Int>(url: "postgres://localhost/db", name: "") }

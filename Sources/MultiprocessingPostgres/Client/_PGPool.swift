@@ -48,17 +48,7 @@ final class _PGPool: Sendable {
     private func take() async throws -> _PGConnection {
         while true {
             let seen = returned.generation
-            let take = try state.withLock { state throws(DurableQueueError) -> Take in
-                guard !state.closed else { throw DurableQueueError(.closed, "the queue was closed") }
-                while let connection = state.idle.popLast() {
-                    if connection.isReusable { return .idle(connection) }
-                    state.open -= 1  // the server ended it (a restart): freed here
-                }
-                guard state.open < limit else { return .wait }
-                state.open += 1
-                return .connect
-            }
-            switch take {
+            switch try nextTake() {
             case .idle(let connection):
                 return connection
             case .connect:
@@ -73,6 +63,28 @@ final class _PGPool: Sendable {
                 await returned.wait(after: seen, atMost: .seconds(1))
                 try Task.checkCancellation()
             }
+        }
+    }
+
+    /// What `take` does next, decided under the lock. A function of its own, not a closure
+    /// in `take`: Swift 6.3's optimizer crashes splitting `take` around a closure with a typed
+    /// throw inside the lock.
+    private func nextTake() throws -> Take {
+        while true {
+            let take = state.withLock { state -> Take? in
+                guard !state.closed else { return nil }
+                if let connection = state.idle.popLast() { return .idle(connection) }
+                guard state.open < limit else { return .wait }
+                state.open += 1
+                return .connect
+            }
+            guard let take else { throw DurableQueueError(.closed, "the queue was closed") }
+            // Looked at outside the lock: it reads the socket, and a dead one is finished here.
+            if case .idle(let connection) = take, !connection.isReusable {
+                state.withLock { $0.open -= 1 }  // the server ended it (a restart)
+                continue
+            }
+            return take
         }
     }
 

@@ -15,6 +15,41 @@ enum _PGParameter: Sendable {
     static func integer(_ value: some BinaryInteger) -> _PGParameter { .text(String(value)) }
     static func double(_ value: Double) -> _PGParameter { .text(String(value)) }
     static func uuid(_ value: UUID) -> _PGParameter { .text(value.uuidString) }
+
+    /// A `bigint[]`, as text: `{1,2,3}`.
+    static func integers(_ values: [Int64]) -> _PGParameter {
+        .text("{" + values.map(String.init).joined(separator: ",") + "}")
+    }
+
+    /// A `uuid[]`, as text.
+    static func uuids(_ values: [UUID]) -> _PGParameter {
+        .text("{" + values.map(\.uuidString).joined(separator: ",") + "}")
+    }
+
+    /// A `bytea[]` in PostgreSQL's binary array format (`array_recv`): one dimension, no
+    /// NULLs, element type bytea (OID 17), then each element's length and bytes. Binary, so
+    /// that payloads cross as they are, not as hex text at twice their size.
+    static func byteaArray(_ elements: [[UInt8]]) throws -> _PGParameter {
+        guard let count = Int32(exactly: elements.count) else {
+            throw _PGError(.server, "\(elements.count) items are over PostgreSQL's limit for one array")
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(20 + elements.reduce(0) { $0 + 4 + $1.count })
+        func append(_ value: Int32) { withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) } }
+        append(1)      // dimensions
+        append(0)      // no NULLs
+        append(17)     // bytea
+        append(count)  // elements in the dimension
+        append(1)      // its lower bound
+        for element in elements {
+            guard let length = Int32(exactly: element.count) else {
+                throw _PGError(.server, "an item of \(element.count) bytes is over PostgreSQL's limit")
+            }
+            append(length)
+            bytes.append(contentsOf: element)
+        }
+        return .binary(bytes)
+    }
 }
 
 /// The rows of a statement's result, in PostgreSQL's binary format, read by column type.
