@@ -1,5 +1,5 @@
 # The two commands of the README's Quick start. Both install what is missing first.
-.PHONY: demo demo-durable test deps bench fixtures fuzz fuzz-build
+.PHONY: demo demo-durable bench-durable test deps bench fixtures fuzz fuzz-build
 
 deps:
 	./Scripts/install-dependencies.sh
@@ -63,6 +63,14 @@ bench:
 	./Scripts/install-dependencies.sh --bench
 	swift run -c release --package-path Benchmarks codec-bench
 	swift run -c release --package-path Benchmarks queue-bench
+
+# DurableQueue between processes against pgbench running the same SQL, on a throwaway
+# PostgreSQL cluster (Scripts/postgres.sh), stopped again afterwards.
+bench-durable: deps
+	swift build -c release --package-path Benchmarks --product durable-bench
+	@set -e; trap './Scripts/postgres.sh stop' EXIT; \
+		postgres_env="$$(./Scripts/postgres.sh start)"; eval "$$postgres_env"; \
+		Benchmarks/.build/release/durable-bench
 
 # Regenerates Fixtures/messagepack with Python's msgpack (the output is committed).
 fixtures:

@@ -37,6 +37,16 @@ let package = Package(
             name: "pool-bench",
             dependencies: ["BenchSupport", .product(name: "Multiprocessing", package: "swift-multiprocessing")]
         ),
+        // Items through a DurableQueue between processes, against pgbench running the same
+        // SQL on the same PostgreSQL server (`make bench-durable` starts one).
+        .executableTarget(
+            name: "durable-bench",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "Multiprocessing", package: "swift-multiprocessing"),
+                .product(name: "MultiprocessingPostgres", package: "swift-multiprocessing"),
+            ]
+        ),
         .executableTarget(
             name: "codec-bench",
             dependencies: [

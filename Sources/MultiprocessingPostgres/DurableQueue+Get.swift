@@ -36,8 +36,11 @@ extension DurableQueue {
         }
         try await prepare()
         let deadline = timeout.map { ContinuousClock.now + $0 }
+        // Listening for puts starts with the first get that finds nothing (then it looks once
+        // more before it waits): a consumer that always finds items is notified of none.
+        var listening = listener.isListening(to: putChannel)
         while true {
-            let seen = itemPut.generation
+            let seen = listening ? itemPut.generation : 0
             let claimed = try await claim(maxCount)
             if !claimed.isEmpty {
                 // Cancelled while the claim ran: the leases go back, so that a cancelled get
@@ -56,6 +59,10 @@ extension DurableQueue {
                     throw DurableQueueError(.empty, "the queue \(name) has no item to lease")
                 }
                 wait = min(wait, remaining)
+            }
+            if !listening {
+                listening = true
+                continue
             }
             if let lease = try await untilNextLeaseRunsOut(), lease < wait {
                 // At least 10 ms: an item that is visible but skipped (another consumer is
@@ -134,7 +141,7 @@ extension DurableQueue {
     /// as before. Repeated after a lost connection (a lease given back twice is given back).
     private func giveBack(_ leases: [(id: Int64, token: UUID)]) async throws {
         guard !leases.isEmpty else { return }
-        let parameters: [_PGParameter] = [.integers(leases.map(\.id)), .uuids(leases.map(\.token)), .string(channel)]
+        let parameters: [_PGParameter] = [.integers(leases.map(\.id)), .uuids(leases.map(\.token)), .string(putChannel)]
         _ = try await database("giving back \(leases.count) leases", repeatable: true) { connection in
             try await connection.execute("""
                 WITH released AS (
@@ -143,7 +150,7 @@ extension DurableQueue {
                     FROM unnest($1::bigint[], $2::uuid[]) AS lease(id, token)
                     WHERE item.id = lease.id AND item.lease_token = lease.token
                     RETURNING item.id)
-                SELECT (SELECT count(*) FROM released), pg_notify($3, 'put')
+                SELECT (SELECT count(*) FROM released), pg_notify($3, '')
                 """, parameters).count
         }
     }
@@ -152,7 +159,7 @@ extension DurableQueue {
     /// transaction), and notifies: a place in the queue is free. Repeated after a lost
     /// connection: once the row has moved, the statement finds nothing to move.
     private func moveToDeadLetters(id: Int64, leaseToken: UUID, error: any Error) async throws {
-        let parameters: [_PGParameter] = [.integer(id), .uuid(leaseToken), .string(String(describing: error)), .string(channel)]
+        let parameters: [_PGParameter] = [.integer(id), .uuid(leaseToken), .string(String(describing: error)), .string(leftChannel)]
         _ = try await database("moving item \(id) to the dead letters", repeatable: true) { connection in
             try await connection.execute("""
                 WITH moved AS (
@@ -162,7 +169,7 @@ extension DurableQueue {
                     INSERT INTO durable_queue_dead_letters (id, queue, payload, enqueued_at, attempts, error)
                     SELECT id, queue, payload, enqueued_at, attempts, $3 FROM moved
                     RETURNING id)
-                SELECT id, pg_notify($4, 'left') FROM dead
+                SELECT id, pg_notify($4, '') FROM dead
                 """, parameters).count
         }
     }

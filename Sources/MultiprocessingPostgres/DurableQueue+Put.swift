@@ -33,8 +33,11 @@ extension DurableQueue {
         let parameter = try _PGParameter.byteaArray(payloads)
         try await prepare()
         let deadline = timeout.map { ContinuousClock.now + $0 }
+        // Listening for room starts with the first put that finds none (then it looks once
+        // more before it waits): a put that never waits makes the server notify no one here.
+        var listening = listener.isListening(to: leftChannel)
         while true {
-            let seen = itemLeft.generation
+            let seen = listening ? itemLeft.generation : 0
             if try await insert(parameter, count: payloads.count, deadline: deadline) { return }
             var wait = pollInterval
             if let deadline {
@@ -43,6 +46,10 @@ extension DurableQueue {
                     throw DurableQueueError(.full, "the queue \(name) has no room for \(payloads.count) more of its maxsize of \(maxsize) items")
                 }
                 wait = min(wait, remaining)
+            }
+            if !listening {
+                listening = true
+                continue
             }
             await itemLeft.wait(after: seen, atMost: wait)
             try Task.checkCancellation()
@@ -67,9 +74,9 @@ extension DurableQueue {
                 INSERT INTO durable_queue_items (queue, payload)
                 SELECT $1, payload FROM unnest($2::bytea[]) WITH ORDINALITY AS batch(payload, n) ORDER BY n
                 RETURNING id)
-            SELECT (SELECT count(*) FROM items), pg_notify($3, 'put')
+            SELECT (SELECT count(*) FROM items), pg_notify($3, '')
             """
-        let parameters: [_PGParameter] = [.string(name), payloads, .string(channel)]
+        let parameters: [_PGParameter] = [.string(name), payloads, .string(putChannel)]
         let (name, maxsize) = (name, maxsize)
         return try await database("putting \(count == 1 ? "an item" : "\(count) items")") { connection in
             if maxsize == 0 {

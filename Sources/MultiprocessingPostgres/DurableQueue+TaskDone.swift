@@ -23,7 +23,7 @@ extension DurableQueue {
         // Not repeated after a lost connection: the delete may have committed, and a second
         // one would find nothing and say the lease was lost.
         let parameters: [_PGParameter] = [
-            .integers(deliveries.map(\.id)), .uuids(deliveries.map(\.leaseToken)), .string(channel),
+            .integers(deliveries.map(\.id)), .uuids(deliveries.map(\.leaseToken)), .string(leftChannel),
         ]
         let what = deliveries.count == 1 ? "item \(deliveries[0].id)" : "\(deliveries.count) items"
         let deleted = try await database("acknowledging \(what)") { connection in
@@ -33,7 +33,7 @@ extension DurableQueue {
                     USING unnest($1::bigint[], $2::uuid[]) AS lease(id, token)
                     WHERE item.id = lease.id AND item.lease_token = lease.token
                     RETURNING item.id)
-                SELECT id, pg_notify($3, 'left') FROM done
+                SELECT id, pg_notify($3, '') FROM done
                 """, parameters)
             return Set(try (0..<rows.count).compactMap { try rows.integer($0, 0) })
         }

@@ -11,11 +11,12 @@ import Synchronization
 /// `attempt`: delivery is at-least-once. An item that does not decode as `Element` is moved to
 /// `durable_queue_dead_letters` with the error, and the queue goes on.
 ///
-/// Waits are woken by LISTEN/NOTIFY on a channel of the queue, with polling every
+/// Waits are woken by LISTEN/NOTIFY on channels of the queue, with polling every
 /// `pollInterval` as the fallback (and at the earliest lease deadline); no wait holds a thread.
+/// A handle listens only once one of its waits needed it.
 ///
 /// The handle talks to the server through libpq, PostgreSQL's own client library: up to
-/// `connections` connections for its operations, and one that listens. When the server
+/// `connections` connections for its operations, and one that listens once a wait needs it. When the server
 /// restarts, the next operation connects again; see `DurableQueueError.Code.connectionLost`
 /// for an operation the failure caught halfway. Call `close()` when done.
 public final class DurableQueue<Element: Codable & Sendable>: Sendable {
@@ -34,12 +35,12 @@ public final class DurableQueue<Element: Codable & Sendable>: Sendable {
     public let reconnectTimeout: Duration
 
     let pool: _PGPool
-    /// The NOTIFY channel: "put" when an item was put, "left" when one was acknowledged
-    /// or moved to the dead letters.
-    let channel: String
-    let itemPut = _Signal()
-    let itemLeft = _Signal()
-    private let listenTask: Task<Void, Never>
+    /// NOTIFY channels: one for "an item was put (or given back)", for `get`; one for "an
+    /// item left the queue" (acknowledged, or moved to the dead letters), for `put` on a
+    /// bounded queue and for `join`. Apart, so that each wait hears only what it waits for.
+    let putChannel: String
+    let leftChannel: String
+    let listener: _PGListener
     private let state = Mutex(State())
 
     private struct State {
@@ -97,32 +98,31 @@ public final class DurableQueue<Element: Codable & Sendable>: Sendable {
         self.leaseDuration = leaseDuration
         self.pollInterval = pollInterval
         self.reconnectTimeout = reconnectTimeout
-        // The name's characters need no quoting; LISTEN quotes the channel, pg_notify takes text.
-        self.channel = "durable_queue." + name
+        // The name's characters need no quoting, and the longest name's channel fits
+        // PostgreSQL's 63 bytes.
+        self.putChannel = "dq_put:" + name
+        self.leftChannel = "dq_left:" + name
         let connectTimeout = min(reconnectTimeout, .seconds(10))
         self.pool = _PGPool(conninfo: url, limit: connections, connectTimeout: connectTimeout)
-        self.listenTask = Task { [channel, itemPut, itemLeft] in
-            await Self.listen(conninfo: url, connectTimeout: connectTimeout, channel: channel,
-                              itemPut: itemPut, itemLeft: itemLeft)
-        }
+        self.listener = _PGListener(conninfo: url, connectTimeout: connectTimeout)
     }
 
     deinit {
-        listenTask.cancel()
         pool.close()
     }
+
+    /// Fires when an item was put or given back; listened to from a first `get` that waits.
+    var itemPut: _Signal { listener.signal(for: putChannel) }
+    /// Fires when an item left the queue; listened to from a first `put` or `join` that waits.
+    var itemLeft: _Signal { listener.signal(for: leftChannel) }
 
     /// Ends the listening connection and the idle ones, and waits for the listener to stop.
     /// Operations after it throw `.closed`. One in flight is not waited for: it ends on its
     /// own (its statement runs to its end), and its connection is closed when it does.
     public func close() async {
         state.withLock { $0.closed = true }
-        listenTask.cancel()
-        await listenTask.value
         pool.close()
-        // Wake waiters, so that they see `closed`.
-        itemPut.fire()
-        itemLeft.fire()
+        await listener.close()  // wakes waiters, so that they see `closed`
     }
 
     /// Throws `.closed` after `close()`; creates the schema on first use.
@@ -163,33 +163,6 @@ public final class DurableQueue<Element: Codable & Sendable>: Sendable {
             } catch let error as DurableQueueError where error.code == .closed {
                 throw DurableQueueError(.closed, "the queue \(name) was closed")
             }
-        }
-    }
-
-    /// The LISTEN loop: on each notification, wakes this process's waiters. Reconnects after a
-    /// failure (a server restart), and wakes every waiter on each new LISTEN, since
-    /// notifications sent while no one listened are lost.
-    private static func listen(
-        conninfo: String, connectTimeout: Duration, channel: String, itemPut: _Signal, itemLeft: _Signal
-    ) async {
-        while !Task.isCancelled {
-            do {
-                let connection = try await _PGConnection.connect(conninfo, timeout: connectTimeout)
-                try await connection.execute("LISTEN \"\(channel)\"")
-                itemPut.fire()
-                itemLeft.fire()
-                while true {
-                    try await connection.awaitInput(timeout: .seconds(60))
-                    for payload in connection.takeNotifications() {
-                        if payload == "left" { itemLeft.fire() } else { itemPut.fire() }
-                    }
-                }
-            } catch is CancellationError {
-                return
-            } catch {
-                // Polling covers the gap; try again in a second.
-            }
-            try? await Task.sleep(for: .seconds(1))
         }
     }
 }

@@ -266,3 +266,9 @@ package func _awaitDescriptor(_ fd: CInt, readable: Bool, writable: Bool = false
     }
     return ready != nil
 }
+
+/// Resumes, as if `fd` had an event, every task waiting on it in `_awaitDescriptor`: for
+/// a change a waiter must look at that its descriptor does not announce.
+package func _wakeDescriptorWaiters(_ fd: CInt) {
+    _Reactor.wakeAllIfStarted(FileDescriptor(rawValue: fd))
+}

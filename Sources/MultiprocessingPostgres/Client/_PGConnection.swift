@@ -71,10 +71,15 @@ final class _PGConnection: @unchecked Sendable {
     /// - `statement_timeout`: no statement runs longer than a minute.
     /// - `idle_in_transaction_session_timeout`: a client stopped inside a transaction (a put
     ///   holding the queue's put lock, say) loses its session, and its locks, after 30 s.
+    /// - `plan_cache_mode=force_generic_plan`: the claim's plan must not follow the
+    ///   statistics of the moment. For a queue the statistics still think empty, a plan for
+    ///   its name sorts all its rows for each claim (a bitmap scan, then a sort), which made
+    ///   each get cost time in proportion to the queue's length; the generic plan walks the
+    ///   (queue, id) index and stops at the first row it can lock.
     private static let defaults: [(String, String)] = [
         ("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
         ("tcp_user_timeout", "30000"),
-        ("options", "-c statement_timeout=60000 -c idle_in_transaction_session_timeout=30000"),
+        ("options", "-c statement_timeout=60000 -c idle_in_transaction_session_timeout=30000 -c plan_cache_mode=force_generic_plan"),
     ]
 
     /// PQconnectStartParams with `defaults`, then `conninfo` expanded as `dbname` (a URL or a
@@ -187,15 +192,18 @@ final class _PGConnection: @unchecked Sendable {
         guard PQstatus(connection) == CONNECTION_OK else { throw failure(.connectionLost, "listening") }
     }
 
-    /// The payloads of the notifications received so far (read by `execute` or `awaitInput`).
+    /// The channels of the notifications received so far (read by `execute` or `awaitInput`).
     func takeNotifications() -> [String] {
-        var payloads: [String] = []
+        var channels: [String] = []
         while let notification = PQnotifies(connection) {
-            payloads.append(String(cString: notification.pointee.extra))
+            channels.append(String(cString: notification.pointee.relname))
             PQfreemem(notification)
         }
-        return payloads
+        return channels
     }
+
+    /// The connection's socket (-1 when it has none).
+    var socket: CInt { PQsocket(connection) }
 
     // MARK: Sending
 

@@ -9,7 +9,7 @@ enum _PGParameter: Sendable {
 
     /// Text as PostgreSQL takes it: without NUL characters, which no text value may hold.
     static func string(_ value: String) -> _PGParameter {
-        .text(value.contains("\0") ? value.replacingOccurrences(of: "\0", with: "\\0") : value)
+        .text(value.utf8.contains(0) ? value.replacingOccurrences(of: "\0", with: "\\0") : value)
     }
 
     static func integer(_ value: some BinaryInteger) -> _PGParameter { .text(String(value)) }

@@ -1,0 +1,97 @@
+import Synchronization
+import Multiprocessing
+
+/// A queue handle's LISTEN connection, made when a wait first needs it and listening only
+/// to the channels waits have asked for. Every commit's NOTIFY wakes each backend that
+/// listens to its channel and, through it, each listening client: a producer that never
+/// waits for room, or a consumer that never found the queue empty, listens to nothing
+/// and costs the server nothing per item.
+///
+/// Notifications are lost while the connection is down: on each new LISTEN the channel's
+/// signal fires, so that its waiters look again (they also poll).
+final class _PGListener: Sendable {
+    private struct State {
+        /// Channels waits asked for, with their signals.
+        var signals: [String: _Signal] = [:]
+        var task: Task<Void, Never>?
+        /// The listening connection's socket while it waits, to wake it for a new channel.
+        var socket: CInt?
+        var closed = false
+    }
+
+    private let conninfo: String
+    private let connectTimeout: Duration
+    private let state = Mutex(State())
+
+    init(conninfo: String, connectTimeout: Duration) {
+        self.conninfo = conninfo
+        self.connectTimeout = connectTimeout
+    }
+
+    deinit {
+        state.withLock { $0.task }?.cancel()
+    }
+
+    /// The signal that fires on each notification of `channel`; listening starts with the
+    /// first call for it (and the listening connection with the first call of all).
+    func signal(for channel: String) -> _Signal {
+        let (signal, socket) = state.withLock { state -> (_Signal, CInt?) in
+            if let signal = state.signals[channel] { return (signal, nil) }
+            let signal = _Signal()
+            state.signals[channel] = signal
+            if state.task == nil && !state.closed {
+                state.task = Task { [self] in await run() }
+            }
+            return (signal, state.socket)
+        }
+        // A new channel: the listening task is woken to LISTEN to it.
+        if let socket { _wakeDescriptorWaiters(socket) }
+        return signal
+    }
+
+    /// Whether a wait has asked for `channel` already.
+    func isListening(to channel: String) -> Bool {
+        state.withLock { $0.signals[channel] != nil }
+    }
+
+    /// Ends the listening connection and waits for its task; fires every signal, so that
+    /// waiters look again (and find their queue closed).
+    func close() async {
+        let task = state.withLock { state in
+            state.closed = true
+            return state.task
+        }
+        task?.cancel()
+        await task?.value
+        for signal in state.withLock({ Array($0.signals.values) }) { signal.fire() }
+    }
+
+    private func run() async {
+        while !Task.isCancelled {
+            do {
+                let connection = try await _PGConnection.connect(conninfo, timeout: connectTimeout)
+                var listening: Set<String> = []
+                defer { state.withLock { $0.socket = nil } }
+                while true {
+                    let wanted = state.withLock { $0.signals }
+                    for (channel, signal) in wanted where !listening.contains(channel) {
+                        // Channel names are the queue's (characters that need no quoting).
+                        try await connection.execute("LISTEN \"\(channel)\"")
+                        listening.insert(channel)
+                        signal.fire()  // what was sent before this LISTEN is looked at again
+                    }
+                    state.withLock { $0.socket = connection.socket }
+                    // The timeout covers a new channel asked for between the look above and
+                    // this wait's start (its wake-up would find no one waiting).
+                    try await connection.awaitInput(timeout: .seconds(1))
+                    for channel in connection.takeNotifications() { wanted[channel]?.fire() }
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                // Polling covers the gap; try again in a second.
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+}
