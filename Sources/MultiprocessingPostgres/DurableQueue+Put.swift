@@ -87,11 +87,15 @@ extension DurableQueue {
             return try await connection.transaction {
                 // Puts to this queue take turns from here to the commit, so that two of
                 // them cannot both see the last free place. A put with a timeout waits for
-                // its turn no longer than the time it has left (lock_timeout, this
-                // transaction only); then it is a put that found no room.
+                // its turn no longer than the time it has left, but at least a second (the
+                // turns of other puts take milliseconds: a putNowait must not fail for
+                // them), by lock_timeout for this transaction only; then it counts as a put
+                // that found no room. Past lock_timeout's own limit (24 days), no limit.
                 if let deadline {
-                    let left = max(1, Int((deadline - .now).seconds * 1000))
-                    try await connection.execute("SELECT set_config('lock_timeout', $1, true)", [.text("\(left)ms")])
+                    let left = max(1000, (deadline - .now).seconds * 1000)
+                    if left < Double(Int32.max) {
+                        try await connection.execute("SELECT set_config('lock_timeout', $1, true)", [.text("\(Int(left))ms")])
+                    }
                 }
                 do {
                     try await connection.execute(

@@ -109,6 +109,7 @@ public final class DurableQueue<Element: Codable & Sendable>: Sendable {
 
     deinit {
         pool.close()
+        listener.cancel()
     }
 
     /// Fires when an item was put or given back; listened to from a first `get` that waits.

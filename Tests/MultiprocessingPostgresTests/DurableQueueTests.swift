@@ -161,7 +161,7 @@ extension PostgresSuites {
             // A poll interval longer than the test's bound: only the NOTIFY can wake the get.
             try await TestDatabase.withQueue(Int.self, name: name, pollInterval: .seconds(60)) { consumer in
                 try await TestDatabase.withQueue(Int.self, name: name) { producer in
-                    #expect(try await consumer.count == 0)   // the schema exists, the listener starts
+                    #expect(try await consumer.count == 0)   // the schema exists; the get below starts listening
                     let waiting = Task { try await consumer.get(timeout: .seconds(30)) }
                     try await Task.sleep(for: .milliseconds(500))
                     let put = ContinuousClock.now
@@ -324,6 +324,51 @@ extension PostgresSuites {
                     try await queue.put(3, timeout: .seconds(5))
                     #expect(try await queue.count == 2)
                 }
+            }
+        }
+
+        @Test("a wait that asks for a second channel while another waits is heard at once: a put waiting for room, beside a waiting get", .timeLimit(.minutes(1)))
+        func secondChannelWhileListening() async throws {
+            let name = TestDatabase.uniqueName("channels")
+            // Polling slower than the test's bound: only notifications can end these waits.
+            try await TestDatabase.withQueue(Int.self, name: name, maxsize: 1, pollInterval: .seconds(60)) { queue in
+                try await TestDatabase.withQueue(Int.self, name: name) { other in
+                    try await queue.put(1)
+                    let held = try await queue.get(timeout: .seconds(5))  // leased: still counts, so the queue is full
+                    let getting = Task { try await queue.get(timeout: .seconds(30)) }
+                    try await Task.sleep(for: .milliseconds(300))  // listening for puts now
+                    let putting = Task { try await queue.put(2, timeout: .seconds(30)) }
+                    try await Task.sleep(for: .milliseconds(300))  // waiting for room, listening for it
+                    let acknowledged = ContinuousClock.now
+                    try await other.taskDone(held)  // room: heard on the second channel
+                    try await putting.value
+                    let got = try await getting.value  // and the put, on the first
+                    #expect(got.value == 2)
+                    #expect(ContinuousClock.now - acknowledged < .seconds(10))
+                    try await queue.taskDone(got)
+                }
+            }
+        }
+
+        @Test("a queue dropped without close() lets its listening connection go", .timeLimit(.minutes(1)))
+        func droppedQueueStopsListening() async throws {
+            guard let url = TestDatabase.url else { return }
+            let name = TestDatabase.uniqueName("dropped")
+            let listeners = """
+                SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN "dq_put:\(name)"'
+                """
+            try await TestDatabase.withClient { client in
+                do {
+                    let queue = try DurableQueue<Int>(url: url, name: name)
+                    await expectDurableQueueError(.empty) { try await queue.get(timeout: .milliseconds(300)) }
+                    #expect(try await client.execute(listeners).integer(0, 0) == 1, "the get's wait listened")
+                }
+                var left: Int64? = 1
+                for _ in 0..<100 where left != 0 {
+                    try await Task.sleep(for: .milliseconds(100))
+                    left = try await client.execute(listeners).integer(0, 0)
+                }
+                #expect(left == 0, "the dropped queue's LISTEN connection is still open")
             }
         }
 

@@ -167,23 +167,23 @@ func ours(run: Int, batch: Int) throws -> Double {
 /// The same three statements, from pgbench with prepared statements; transactions per second.
 func pgbench(run: Int, batch: Int) -> Double? {
     let queue = "pgbench-\(ProcessInfo.processInfo.processIdentifier)-\(run)-\(batch)"
-    let channel = "durable_queue.\(queue)"
+    let (putChannel, leftChannel) = ("dq_put:\(queue)", "dq_left:\(queue)")
     // Job(id: 1, name: "job") as DurableQueue writes it: a map of two entries.
     let payload = "\\x82a2696401a46e616d65a36a6f62"
     // The claim always returns one row (a miss gives id 0, which the delete skips): pgbench's
     // \gset needs exactly one.
     let single = """
-        WITH item AS (INSERT INTO durable_queue_items (queue, payload) VALUES ('\(queue)', '\(payload)'::bytea) RETURNING id) SELECT id, pg_notify('\(channel)', 'put') FROM item;
+        WITH item AS (INSERT INTO durable_queue_items (queue, payload) VALUES ('\(queue)', '\(payload)'::bytea) RETURNING id) SELECT id, pg_notify('\(putChannel)', '') FROM item;
         WITH next AS (SELECT id FROM durable_queue_items WHERE queue = '\(queue)' AND visible_at <= now() ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED), claimed AS (UPDATE durable_queue_items AS item SET visible_at = now() + make_interval(secs => 30::float8), attempts = item.attempts + 1, lease_token = gen_random_uuid() FROM next WHERE item.id = next.id RETURNING item.id, item.payload, item.attempts, item.visible_at, item.lease_token) SELECT coalesce((SELECT id FROM claimed), 0) AS claimed_id, coalesce((SELECT lease_token FROM claimed), '00000000-0000-0000-0000-000000000000'::uuid) AS claimed_token, (SELECT payload FROM claimed) AS claimed_payload \\gset
-        WITH done AS (DELETE FROM durable_queue_items WHERE id = :claimed_id AND lease_token = :claimed_token RETURNING id) SELECT id, pg_notify('\(channel)', 'left') FROM done;
+        WITH done AS (DELETE FROM durable_queue_items WHERE id = :claimed_id AND lease_token = :claimed_token RETURNING id) SELECT id, pg_notify('\(leftChannel)', '') FROM done;
 
         """
     // The batch statements DurableQueue sends for put(contentsOf:), get(upTo:) and taskDone
     // of many; the claim's ids and tokens come back as arrays, for the delete.
     let batched = """
-        WITH items AS (INSERT INTO durable_queue_items (queue, payload) SELECT '\(queue)', payload FROM unnest(array_fill('\(payload)'::bytea, ARRAY[\(batch)])) WITH ORDINALITY AS batch(payload, n) ORDER BY n RETURNING id) SELECT (SELECT count(*) FROM items), pg_notify('\(channel)', 'put');
+        WITH items AS (INSERT INTO durable_queue_items (queue, payload) SELECT '\(queue)', payload FROM unnest(array_fill('\(payload)'::bytea, ARRAY[\(batch)])) WITH ORDINALITY AS batch(payload, n) ORDER BY n RETURNING id) SELECT (SELECT count(*) FROM items), pg_notify('\(putChannel)', '');
         WITH next AS (SELECT id FROM durable_queue_items WHERE queue = '\(queue)' AND visible_at <= now() ORDER BY id LIMIT \(batch) FOR UPDATE SKIP LOCKED), claimed AS (UPDATE durable_queue_items AS item SET visible_at = now() + make_interval(secs => 30::float8), attempts = item.attempts + 1, lease_token = gen_random_uuid() FROM next WHERE item.id = next.id RETURNING item.id, item.payload, item.attempts, item.visible_at, item.lease_token) SELECT coalesce((SELECT array_agg(id) FROM claimed), '{}') AS claimed_ids, coalesce((SELECT array_agg(lease_token) FROM claimed), '{}') AS claimed_tokens, (SELECT count(payload) FROM claimed) AS claimed_count \\gset
-        WITH done AS (DELETE FROM durable_queue_items AS item USING unnest(:claimed_ids::bigint[], :claimed_tokens::uuid[]) AS lease(id, token) WHERE item.id = lease.id AND item.lease_token = lease.token RETURNING item.id) SELECT id, pg_notify('\(channel)', 'left') FROM done;
+        WITH done AS (DELETE FROM durable_queue_items AS item USING unnest(:claimed_ids::bigint[], :claimed_tokens::uuid[]) AS lease(id, token) WHERE item.id = lease.id AND item.lease_token = lease.token RETURNING item.id) SELECT id, pg_notify('\(leftChannel)', '') FROM done;
 
         """
     let script = batch == 1 ? single : batched
@@ -192,7 +192,11 @@ func pgbench(run: Int, batch: Int) -> Double? {
         note("pgbench", "could not write its script to \(path)")
         return nil
     }
-    defer { try? FileManager.default.removeItem(atPath: path) }
+    defer {
+        try? FileManager.default.removeItem(atPath: path)
+        // What the run left (items no transaction's claim found) goes, not to slow the next.
+        _ = execute(["psql", url, "-qc", "DELETE FROM durable_queue_items WHERE queue = '\(queue)'"])
+    }
     guard let components = URLComponents(string: url), let host = components.host else {
         note("pgbench", "could not read host and port from the URL")
         return nil

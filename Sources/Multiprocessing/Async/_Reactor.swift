@@ -253,22 +253,26 @@ package func _startAsyncWaiting() throws {
     _ = try _Reactor.shared()
 }
 
-/// Waits, holding no thread, until `fd` can be read or written as asked, or `timeout`
-/// passes (then returns false): for a module of this package that does its own I/O on a
-/// descriptor, such as DurableQueue on libpq's socket. Cancellation throws
+/// Waits, holding no thread, until `fd` can be read or written as asked, `also` is true,
+/// or `timeout` passes (then returns false): for a module of this package that does its
+/// own I/O on a descriptor, such as DurableQueue on libpq's socket. `also` is looked at
+/// after the wait is registered, and again on each `_wakeDescriptorWaiters(fd)`, so a
+/// change made true before such a wake is never missed. Cancellation throws
 /// `CancellationError` at once. The caller must keep `fd` open until this returns.
-package func _awaitDescriptor(_ fd: CInt, readable: Bool, writable: Bool = false, timeout: Duration? = nil) async throws -> Bool {
+package func _awaitDescriptor(
+    _ fd: CInt, readable: Bool, writable: Bool = false, timeout: Duration? = nil, also: () -> Bool = { false }
+) async throws -> Bool {
     var events: UInt32 = 0
     if readable { events |= SWIFTMP_EPOLLIN }
     if writable { events |= SWIFTMP_EPOLLOUT }
     let ready = try await _Reactor.shared().retry(FileDescriptor(rawValue: fd), events: events, until: .after(timeout)) {
-        _isReady(fd, readable: readable, writable: writable) ? true : nil
+        _isReady(fd, readable: readable, writable: writable) || also() ? true : nil
     }
     return ready != nil
 }
 
-/// Resumes, as if `fd` had an event, every task waiting on it in `_awaitDescriptor`: for
-/// a change a waiter must look at that its descriptor does not announce.
+/// Resumes, as if `fd` had an event, every task waiting on it in `_awaitDescriptor`, which
+/// then looks at its `also` again: for a change its descriptor does not announce.
 package func _wakeDescriptorWaiters(_ fd: CInt) {
     _Reactor.wakeAllIfStarted(FileDescriptor(rawValue: fd))
 }

@@ -79,13 +79,30 @@ final class _PGConnection: @unchecked Sendable {
     private static let defaults: [(String, String)] = [
         ("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
         ("tcp_user_timeout", "30000"),
-        ("options", "-c statement_timeout=60000 -c idle_in_transaction_session_timeout=30000 -c plan_cache_mode=force_generic_plan"),
     ]
+    private static let serverSettings =
+        "-c statement_timeout=60000 -c idle_in_transaction_session_timeout=30000 -c plan_cache_mode=force_generic_plan"
+
+    /// The value `conninfo` gives `keyword`, read by libpq's own parser.
+    private static func option(_ keyword: String, in conninfo: String) -> String? {
+        guard let options = PQconninfoParse(conninfo, nil) else { return nil }
+        defer { PQconninfoFree(options) }
+        var entry = options
+        while let name = entry.pointee.keyword {
+            if String(cString: name) == keyword { return entry.pointee.val.map { String(cString: $0) } }
+            entry += 1
+        }
+        return nil
+    }
 
     /// PQconnectStartParams with `defaults`, then `conninfo` expanded as `dbname` (a URL or a
-    /// connection string; what it sets overrides the defaults).
+    /// connection string; what it sets overrides the defaults), then `options`: the server
+    /// settings above followed by the caller's own (from `conninfo`, else `PGOPTIONS`), so
+    /// that theirs win where both set one and ours hold where theirs are silent.
     private static func startConnecting(_ conninfo: String) -> OpaquePointer? {
-        let pairs = defaults + [("dbname", conninfo)]
+        let theirs = option("options", in: conninfo) ?? ProcessInfo.processInfo.environment["PGOPTIONS"]
+        let options = serverSettings + (theirs.map { " " + $0 } ?? "")
+        let pairs = defaults + [("dbname", conninfo), ("options", options)]
         let keywords = pairs.map { strdup($0.0) }, values = pairs.map { strdup($0.1) }
         defer { (keywords + values).forEach { free($0) } }
         let keywordPointers = keywords.map { UnsafePointer($0) } + [nil]
@@ -183,10 +200,15 @@ final class _PGConnection: @unchecked Sendable {
     }
 
     /// Waits until the server sends something (a notification, or the end of the
-    /// connection), or `timeout` passes. Cancellation throws `CancellationError`.
+    /// connection), `also` is true (see `_awaitDescriptor`), or `timeout` passes.
+    /// Cancellation throws `CancellationError`.
     /// - Throws: `_PGError.connectionLost` when the connection failed.
-    func awaitInput(timeout: Duration) async throws {
-        if try await awaitSocket(readable: true, timeout: timeout) {
+    func awaitInput(timeout: Duration, also: () -> Bool = { false }) async throws {
+        // Over TLS, libpq may hold decrypted bytes the socket no longer announces.
+        let timeout = PQsslInUse(connection) == 1 ? min(timeout, .milliseconds(50)) : timeout
+        let socket = PQsocket(connection)
+        guard socket >= 0 else { throw failure(.connectionLost, "listening") }
+        if try await _awaitDescriptor(socket, readable: true, timeout: timeout, also: also) {
             guard PQconsumeInput(connection) == 1 else { throw failure(.connectionLost, "listening") }
         }
         guard PQstatus(connection) == CONNECTION_OK else { throw failure(.connectionLost, "listening") }

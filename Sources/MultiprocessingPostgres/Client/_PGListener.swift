@@ -16,6 +16,8 @@ final class _PGListener: Sendable {
         var task: Task<Void, Never>?
         /// The listening connection's socket while it waits, to wake it for a new channel.
         var socket: CInt?
+        /// A channel was asked for since the listening task last looked.
+        var asked = false
         var closed = false
     }
 
@@ -28,8 +30,13 @@ final class _PGListener: Sendable {
         self.connectTimeout = connectTimeout
     }
 
-    deinit {
-        state.withLock { $0.task }?.cancel()
+    /// Ends the listening task without waiting: for a queue dropped without `close()` (the
+    /// task holds this listener, so it cannot wait for the deinit).
+    func cancel() {
+        state.withLock { state in
+            state.closed = true
+            return state.task
+        }?.cancel()
     }
 
     /// The signal that fires on each notification of `channel`; listening starts with the
@@ -39,6 +46,7 @@ final class _PGListener: Sendable {
             if let signal = state.signals[channel] { return (signal, nil) }
             let signal = _Signal()
             state.signals[channel] = signal
+            state.asked = true
             if state.task == nil && !state.closed {
                 state.task = Task { [self] in await run() }
             }
@@ -73,17 +81,22 @@ final class _PGListener: Sendable {
                 var listening: Set<String> = []
                 defer { state.withLock { $0.socket = nil } }
                 while true {
-                    let wanted = state.withLock { $0.signals }
+                    let wanted = state.withLock { state in
+                        state.asked = false
+                        return state.signals
+                    }
                     for (channel, signal) in wanted where !listening.contains(channel) {
                         // Channel names are the queue's (characters that need no quoting).
                         try await connection.execute("LISTEN \"\(channel)\"")
                         listening.insert(channel)
                         signal.fire()  // what was sent before this LISTEN is looked at again
                     }
+                    // Notifications read with a statement's reply wait in libpq: taken first.
+                    for channel in connection.takeNotifications() { wanted[channel]?.fire() }
                     state.withLock { $0.socket = connection.socket }
-                    // The timeout covers a new channel asked for between the look above and
-                    // this wait's start (its wake-up would find no one waiting).
-                    try await connection.awaitInput(timeout: .seconds(1))
+                    // Ends at a notification, or when a new channel is asked for (looked at
+                    // once the wait is registered, so none asked for meanwhile is missed).
+                    try await connection.awaitInput(timeout: .seconds(60)) { self.state.withLock { $0.asked } }
                     for channel in connection.takeNotifications() { wanted[channel]?.fire() }
                 }
             } catch is CancellationError {
