@@ -100,11 +100,11 @@ public final class DurableQueue<Element: Codable & Sendable>: Sendable {
         self.reconnectTimeout = reconnectTimeout
         // The name's characters need no quoting, and the longest name's channel fits
         // PostgreSQL's 63 bytes.
-        self.putChannel = "dq_put:" + name
-        self.leftChannel = "dq_left:" + name
+        self.putChannel = "dq_put." + name
+        self.leftChannel = "dq_left." + name
         let connectTimeout = min(reconnectTimeout, .seconds(10))
         self.pool = _PGPool(conninfo: url, limit: connections, connectTimeout: connectTimeout)
-        self.listener = _PGListener(conninfo: url, connectTimeout: connectTimeout)
+        self.listener = _PGListener(conninfo: url, connectTimeout: connectTimeout, linger: max(.seconds(2), pollInterval * 2))
     }
 
     deinit {

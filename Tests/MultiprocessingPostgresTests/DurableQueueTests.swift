@@ -355,7 +355,7 @@ extension PostgresSuites {
             guard let url = TestDatabase.url else { return }
             let name = TestDatabase.uniqueName("dropped")
             let listeners = """
-                SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN "dq_put:\(name)"'
+                SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN "dq_put.\(name)"'
                 """
             try await TestDatabase.withClient { client in
                 do {
@@ -369,6 +369,34 @@ extension PostgresSuites {
                     left = try await client.execute(listeners).integer(0, 0)
                 }
                 #expect(left == 0, "the dropped queue's LISTEN connection is still open")
+            }
+        }
+
+        @Test("a channel no wait asked for in a while is let go (UNLISTEN), and listened to again when a wait needs it", .timeLimit(.minutes(1)))
+        func idleChannelLetGo() async throws {
+            let name = TestDatabase.uniqueName("linger")
+            let lastStatement = """
+                SELECT query FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%LISTEN "dq_put.\(name)"'
+                """
+            // pollInterval 1 s: a channel lingers 2 s after the last wait that asked for it.
+            try await TestDatabase.withClient { client in
+                try await TestDatabase.withQueue(Int.self, name: name, pollInterval: .seconds(1)) { queue in
+                    await expectDurableQueueError(.empty) { try await queue.get(timeout: .milliseconds(300)) }
+                    #expect(try await client.execute(lastStatement).string(0, 0) == "LISTEN \"dq_put.\(name)\"")
+                    var last: String?
+                    for _ in 0..<100 where last?.hasPrefix("UNLISTEN") != true {
+                        try await Task.sleep(for: .milliseconds(100))
+                        last = try await client.execute(lastStatement).string(0, 0)
+                    }
+                    #expect(last == "UNLISTEN \"dq_put.\(name)\"")
+                    // A wait after it listens again, and hears a put from elsewhere.
+                    let waiting = Task { try await queue.get(timeout: .seconds(20)) }
+                    try await Task.sleep(for: .milliseconds(300))
+                    try await TestDatabase.withQueue(Int.self, name: name) { try await $0.put(7) }
+                    let delivery = try await waiting.value
+                    #expect(delivery.value == 7)
+                    try await queue.taskDone(delivery)
+                }
             }
         }
 

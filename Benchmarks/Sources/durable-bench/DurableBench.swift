@@ -167,7 +167,7 @@ func ours(run: Int, batch: Int) throws -> Double {
 /// The same three statements, from pgbench with prepared statements; transactions per second.
 func pgbench(run: Int, batch: Int) -> Double? {
     let queue = "pgbench-\(ProcessInfo.processInfo.processIdentifier)-\(run)-\(batch)"
-    let (putChannel, leftChannel) = ("dq_put:\(queue)", "dq_left:\(queue)")
+    let (putChannel, leftChannel) = ("dq_put.\(queue)", "dq_left.\(queue)")
     // Job(id: 1, name: "job") as DurableQueue writes it: a map of two entries.
     let payload = "\\x82a2696401a46e616d65a36a6f62"
     // The claim always returns one row (a miss gives id 0, which the delete skips): pgbench's

@@ -2,17 +2,18 @@ import Synchronization
 import Multiprocessing
 
 /// A queue handle's LISTEN connection, made when a wait first needs it and listening only
-/// to the channels waits have asked for. Every commit's NOTIFY wakes each backend that
-/// listens to its channel and, through it, each listening client: a producer that never
-/// waits for room, or a consumer that never found the queue empty, listens to nothing
-/// and costs the server nothing per item.
+/// to the channels waits have asked for, while they ask. Every commit's NOTIFY wakes each
+/// backend that listens to its channel and, through it, each listening client: a producer
+/// that never waits for room, or a consumer that has not found the queue empty for a
+/// while (`linger`), listens to nothing and costs the server nothing per item.
 ///
 /// Notifications are lost while the connection is down: on each new LISTEN the channel's
 /// signal fires, so that its waiters look again (they also poll).
 final class _PGListener: Sendable {
     private struct State {
-        /// Channels waits asked for, with their signals.
+        /// Channels waits asked for, with their signals and when they were last asked for.
         var signals: [String: _Signal] = [:]
+        var lastAsked: [String: ContinuousClock.Instant] = [:]
         var task: Task<Void, Never>?
         /// The listening connection's socket while it waits, to wake it for a new channel.
         var socket: CInt?
@@ -23,11 +24,16 @@ final class _PGListener: Sendable {
 
     private let conninfo: String
     private let connectTimeout: Duration
+    /// How long a channel no wait asked for is still listened to. A waiter asks again before
+    /// each wait, and waits at most its poll interval: twice that never drops a channel
+    /// under a waiter.
+    private let linger: Duration
     private let state = Mutex(State())
 
-    init(conninfo: String, connectTimeout: Duration) {
+    init(conninfo: String, connectTimeout: Duration, linger: Duration) {
         self.conninfo = conninfo
         self.connectTimeout = connectTimeout
+        self.linger = linger
     }
 
     /// Ends the listening task without waiting: for a queue dropped without `close()` (the
@@ -43,6 +49,7 @@ final class _PGListener: Sendable {
     /// first call for it (and the listening connection with the first call of all).
     func signal(for channel: String) -> _Signal {
         let (signal, socket) = state.withLock { state -> (_Signal, CInt?) in
+            state.lastAsked[channel] = .now
             if let signal = state.signals[channel] { return (signal, nil) }
             let signal = _Signal()
             state.signals[channel] = signal
@@ -81,9 +88,21 @@ final class _PGListener: Sendable {
                 var listening: Set<String> = []
                 defer { state.withLock { $0.socket = nil } }
                 while true {
-                    let wanted = state.withLock { state in
+                    let now = ContinuousClock.now
+                    let (wanted, idle) = state.withLock { state in
                         state.asked = false
-                        return state.signals
+                        // Channels no wait asked for in `linger` are let go (asked again, they
+                        // come back as new ones).
+                        let idle = state.lastAsked.filter { now - $0.value > linger }.map(\.key)
+                        for channel in idle {
+                            state.signals[channel] = nil
+                            state.lastAsked[channel] = nil
+                        }
+                        return (state.signals, idle)
+                    }
+                    for channel in idle where listening.contains(channel) {
+                        try await connection.execute("UNLISTEN \"\(channel)\"")
+                        listening.remove(channel)
                     }
                     for (channel, signal) in wanted where !listening.contains(channel) {
                         // Channel names are the queue's (characters that need no quoting).
@@ -94,9 +113,12 @@ final class _PGListener: Sendable {
                     // Notifications read with a statement's reply wait in libpq: taken first.
                     for channel in connection.takeNotifications() { wanted[channel]?.fire() }
                     state.withLock { $0.socket = connection.socket }
-                    // Ends at a notification, or when a new channel is asked for (looked at
-                    // once the wait is registered, so none asked for meanwhile is missed).
-                    try await connection.awaitInput(timeout: .seconds(60)) { self.state.withLock { $0.asked } }
+                    // Ends at a notification, when a new channel is asked for (looked at once
+                    // the wait is registered, so none asked for meanwhile is missed), or in
+                    // time to let go of a channel no longer asked for.
+                    try await connection.awaitInput(timeout: listening.isEmpty ? .seconds(60) : linger) {
+                        self.state.withLock { $0.asked }
+                    }
                     for channel in connection.takeNotifications() { wanted[channel]?.fire() }
                 }
             } catch is CancellationError {
