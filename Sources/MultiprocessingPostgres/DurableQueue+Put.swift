@@ -30,7 +30,9 @@ extension DurableQueue {
                 \(payloads.count) items can never fit in the queue \(name), whose maxsize is \(maxsize)
                 """)
         }
-        let parameter = try _PGParameter.byteaArray(payloads)
+        // One item: a plain VALUES (what pgbench's script for one item runs too); more: one
+        // bytea[] for all.
+        let parameter = payloads.count == 1 ? _PGParameter.binary(payloads[0]) : try _PGParameter.byteaArray(payloads)
         try await prepare()
         let deadline = timeout.map { ContinuousClock.now + $0 }
         // Listening for room starts with the first put that finds none (then it looks once
@@ -69,7 +71,11 @@ extension DurableQueue {
     private func insert(_ payloads: _PGParameter, count: Int, deadline: ContinuousClock.Instant?) async throws -> Bool {
         // WITH ORDINALITY and ORDER BY: the ids, so the order of delivery, follow the array's.
         // A data-modifying WITH runs whether or not it is read; one notification for all.
-        let insertAndNotify = """
+        let insertAndNotify = count == 1 ? """
+            WITH items AS (
+                INSERT INTO durable_queue_items (queue, payload) VALUES ($1, $2) RETURNING id)
+            SELECT (SELECT count(*) FROM items), pg_notify($3, '')
+            """ : """
             WITH items AS (
                 INSERT INTO durable_queue_items (queue, payload)
                 SELECT $1, payload FROM unnest($2::bytea[]) WITH ORDINALITY AS batch(payload, n) ORDER BY n

@@ -12,7 +12,7 @@
 // Producers put 10,000 small Jobs (an Int and a String, 12 bytes of MessagePack) in all;
 // consumers `get` and `taskDone` each until a stop item; the clock runs from "go" to the
 // last consumer's last acknowledgement. Every item is checked (count and sum of ids),
-// and the queue must be empty after.
+// and the queue must be empty after. The table is vacuumed before each measurement.
 // pgbench: `pgbench -n -M prepared -c 4 -j 2 -T 5` with a script of three statements,
 // the ones DurableQueue sends: the insert and notify of a put, the claim of a get, the
 // delete and notify of a taskDone; transactions per second = items put and got per second.
@@ -92,7 +92,7 @@ try ChildProcess.bootstrap([producer, consumer])
 
 let arguments = CommandLine.arguments
 let quick = arguments.contains("--quick")
-let runs = arguments.firstIndex(of: "--runs").flatMap { arguments.indices.contains($0 + 1) ? Int(arguments[$0 + 1]) : nil } ?? 3
+let runs = arguments.firstIndex(of: "--runs").flatMap { arguments.indices.contains($0 + 1) ? Int(arguments[$0 + 1]) : nil } ?? 5
 let itemCount = quick ? 1_000 : 10_000
 let (producers, consumers) = (2, 2)
 let pgbenchSeconds = quick ? 2 : 5
@@ -106,8 +106,15 @@ guard let url = ProcessInfo.processInfo.environment["SWIFT_MULTIPROCESSING_POSTG
     wrong("SWIFT_MULTIPROCESSING_POSTGRES_URL is unset: run `make bench-durable`, or `eval \"$(Scripts/postgres.sh start)\"` first")
 }
 
+/// Each measurement starts from a vacuumed table: the rows the one before deleted would
+/// otherwise be cleaned up during the next (by autovacuum), slowing whichever came second.
+func vacuum() {
+    _ = execute(["psql", url, "-qc", "VACUUM durable_queue_items"])
+}
+
 /// Items per second put and got by `producers` and `consumers` processes.
 func ours(run: Int, batch: Int) throws -> Double {
+    vacuum()
     let name = "bench-\(ProcessInfo.processInfo.processIdentifier)-\(run)-\(batch)"
     var controls: [Connection] = []
     var children: [ChildProcess] = []
@@ -166,6 +173,7 @@ func ours(run: Int, batch: Int) throws -> Double {
 
 /// The same three statements, from pgbench with prepared statements; transactions per second.
 func pgbench(run: Int, batch: Int) -> Double? {
+    vacuum()
     let queue = "pgbench-\(ProcessInfo.processInfo.processIdentifier)-\(run)-\(batch)"
     let (putChannel, leftChannel) = ("dq_put.\(queue)", "dq_left.\(queue)")
     // Job(id: 1, name: "job") as DurableQueue writes it: a map of two entries.
