@@ -52,14 +52,7 @@ extension DurableQueue {
                 }
                 return try await decode(claimed)
             }
-            var wait = pollInterval
-            if let deadline {
-                let remaining = deadline - .now
-                guard remaining > .zero else {
-                    throw DurableQueueError(.empty, "the queue \(name) has no item to lease")
-                }
-                wait = min(wait, remaining)
-            }
+            var wait = try nextWait(before: deadline, else: DurableQueueError(.empty, "the queue \(name) has no item to lease"))
             if !listening {
                 listening = true
                 continue

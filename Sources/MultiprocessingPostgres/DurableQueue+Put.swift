@@ -41,14 +41,9 @@ extension DurableQueue {
         while true {
             let seen = listening ? itemLeft.generation : 0
             if try await insert(parameter, count: payloads.count, deadline: deadline) { return }
-            var wait = pollInterval
-            if let deadline {
-                let remaining = deadline - .now
-                guard remaining > .zero else {
-                    throw DurableQueueError(.full, "the queue \(name) has no room for \(payloads.count) more of its maxsize of \(maxsize) items")
-                }
-                wait = min(wait, remaining)
-            }
+            let wait = try nextWait(before: deadline, else: DurableQueueError(.full, """
+                the queue \(name) has no room for \(payloads.count) more of its maxsize of \(maxsize) items
+                """))
             if !listening {
                 listening = true
                 continue

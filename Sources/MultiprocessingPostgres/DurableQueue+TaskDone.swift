@@ -80,14 +80,7 @@ extension DurableQueue {
             let seen = itemLeft.generation
             let left = try await count
             if left == 0 { return }
-            var wait = pollInterval
-            if let deadline {
-                let remaining = deadline - .now
-                guard remaining > .zero else {
-                    throw DurableQueueError(.timedOut, "the queue \(name) still holds \(left) unacknowledged items")
-                }
-                wait = min(wait, remaining)
-            }
+            let wait = try nextWait(before: deadline, else: DurableQueueError(.timedOut, "the queue \(name) still holds \(left) unacknowledged items"))
             await itemLeft.wait(after: seen, atMost: wait)
             try Task.checkCancellation()
         }

@@ -139,6 +139,15 @@ public final class DurableQueue<Element: Codable & Sendable>: Sendable {
         state.withLock { $0.schemaReady = true }
     }
 
+    /// How long a wait may last now: `pollInterval`, or less when `deadline` comes first.
+    /// - Throws: `error` once the deadline has passed.
+    func nextWait(before deadline: ContinuousClock.Instant?, else error: @autoclosure () -> DurableQueueError) throws -> Duration {
+        guard let deadline else { return pollInterval }
+        let remaining = deadline - .now
+        guard remaining > .zero else { throw error() }
+        return min(pollInterval, remaining)
+    }
+
     /// Runs `body` on a connection of the pool. A connection that cannot be made is tried
     /// again, with a growing pause, until `reconnectTimeout`; so is a connection lost during
     /// `body` when it is `repeatable` (its statements do no harm run twice). Otherwise a
