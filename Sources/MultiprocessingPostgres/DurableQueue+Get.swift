@@ -40,7 +40,7 @@ extension DurableQueue {
         // more before it waits): a consumer that always finds items is notified of none.
         var listening = listener.isListening(to: putChannel)
         while true {
-            let seen = listening ? itemPut.generation : 0
+            let seen = listening ? listener.generation(of: putChannel) : 0
             let claimed = try await claim(maxCount)
             if !claimed.isEmpty {
                 // Cancelled while the claim ran: the leases go back, so that a cancelled get
@@ -55,6 +55,7 @@ extension DurableQueue {
             var wait = try nextWait(before: deadline, else: DurableQueueError(.empty, "the queue \(name) has no item to lease"))
             if !listening {
                 listening = true
+                _ = itemPut  // asks: listening starts (and fires the signal once it has)
                 continue
             }
             if let lease = try await untilNextLeaseRunsOut(), lease < wait {

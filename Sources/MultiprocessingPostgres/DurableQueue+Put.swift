@@ -39,13 +39,14 @@ extension DurableQueue {
         // more before it waits): a put that never waits makes the server notify no one here.
         var listening = listener.isListening(to: leftChannel)
         while true {
-            let seen = listening ? itemLeft.generation : 0
+            let seen = listening ? listener.generation(of: leftChannel) : 0
             if try await insert(parameter, count: payloads.count, deadline: deadline) { return }
             let wait = try nextWait(before: deadline, else: DurableQueueError(.full, """
                 the queue \(name) has no room for \(payloads.count) more of its maxsize of \(maxsize) items
                 """))
             if !listening {
                 listening = true
+                _ = itemLeft  // asks: listening starts (and fires the signal once it has)
                 continue
             }
             await itemLeft.wait(after: seen, atMost: wait)

@@ -76,11 +76,18 @@ extension DurableQueue {
     /// - Throws: `DurableQueueError` `.timedOut`, `.closed`, `.database`; `CancellationError`.
     public func join(timeout: Duration? = nil) async throws {
         let deadline = timeout.map { ContinuousClock.now + $0 }
+        // As get and put: listening starts when a join first has to wait, then it looks again.
+        var listening = listener.isListening(to: leftChannel)
         while true {
-            let seen = itemLeft.generation
+            let seen = listening ? listener.generation(of: leftChannel) : 0
             let left = try await count
             if left == 0 { return }
             let wait = try nextWait(before: deadline, else: DurableQueueError(.timedOut, "the queue \(name) still holds \(left) unacknowledged items"))
+            if !listening {
+                listening = true
+                _ = itemLeft
+                continue
+            }
             await itemLeft.wait(after: seen, atMost: wait)
             try Task.checkCancellation()
         }

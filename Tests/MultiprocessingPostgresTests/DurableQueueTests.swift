@@ -372,7 +372,7 @@ extension PostgresSuites {
             }
         }
 
-        @Test("a channel no wait asked for in a while is let go (UNLISTEN), and listened to again when a wait needs it", .timeLimit(.minutes(1)))
+        @Test("a channel no wait asked for in a while is let go (UNLISTEN), even while gets that find items go on, and listened to again when a wait needs it", .timeLimit(.minutes(1)))
         func idleChannelLetGo() async throws {
             let name = TestDatabase.uniqueName("linger")
             let lastStatement = """
@@ -383,12 +383,17 @@ extension PostgresSuites {
                 try await TestDatabase.withQueue(Int.self, name: name, pollInterval: .seconds(1)) { queue in
                     await expectDurableQueueError(.empty) { try await queue.get(timeout: .milliseconds(300)) }
                     #expect(try await client.execute(lastStatement).string(0, 0) == "LISTEN \"dq_put.\(name)\"")
+                    // Gets that find items keep coming: they do not wait, so they do not keep
+                    // the channel.
+                    try await queue.put(contentsOf: 0..<200)
                     var last: String?
                     for _ in 0..<100 where last?.hasPrefix("UNLISTEN") != true {
+                        try await queue.taskDone(try await queue.get(timeout: .seconds(5)))
                         try await Task.sleep(for: .milliseconds(100))
                         last = try await client.execute(lastStatement).string(0, 0)
                     }
                     #expect(last == "UNLISTEN \"dq_put.\(name)\"")
+                    try await queue.taskDone(try await queue.get(upTo: 1000, timeout: .seconds(5)))
                     // A wait after it listens again, and hears a put from elsewhere.
                     let waiting = Task { try await queue.get(timeout: .seconds(20)) }
                     try await Task.sleep(for: .milliseconds(300))

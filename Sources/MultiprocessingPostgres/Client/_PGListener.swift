@@ -69,6 +69,13 @@ final class _PGListener: Sendable {
         state.withLock { $0.signals[channel] != nil }
     }
 
+    /// The generation of `channel`'s signal, if it has one, without asking for it: for a
+    /// look at the database that may not be followed by a wait (asking keeps the channel
+    /// listened to; only waits should).
+    func generation(of channel: String) -> UInt64 {
+        state.withLock { $0.signals[channel] }?.generation ?? 0
+    }
+
     /// Ends the listening connection and waits for its task; fires every signal, so that
     /// waiters look again (and find their queue closed).
     func close() async {
@@ -101,6 +108,8 @@ final class _PGListener: Sendable {
                         return (state.signals, idle)
                     }
                     for channel in idle where listening.contains(channel) {
+                        // Asked for again since: listened to still, no UNLISTEN and LISTEN.
+                        if state.withLock({ $0.signals[channel] != nil }) { continue }
                         try await connection.execute("UNLISTEN \"\(channel)\"")
                         listening.remove(channel)
                     }
