@@ -37,7 +37,7 @@ start() {
     if [ -z "$bin" ]; then
         echo "installing postgresql (apt-get)" >&2
         export DEBIAN_FRONTEND=noninteractive
-        $SUDO apt-get update -qq
+        $SUDO apt-get update -qq >&2
         $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
         bin="$(bindir)" || { echo "initdb is still missing after apt-get install postgresql" >&2; exit 1; }
     fi
