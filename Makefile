@@ -10,12 +10,13 @@ demo: deps
 	swift build --product AsyncShop
 	swift build --product Squares
 	.build/debug/Demo
-	@echo "\n4. The issue's example (Examples/Shop): a consumer process prints what it gets"
+	@echo "\n4. The README's first example (Examples/Shop): a consumer process prints what it gets"
 	.build/debug/Shop
 	@echo "\n5. The same with async/await (Examples/AsyncShop): a packer process, orders and receipts"
 	.build/debug/AsyncShop
 	@echo "\n6. A process pool (Examples/Squares): squares computed by 4 worker processes"
 	.build/debug/Squares > .build/squares.txt && tail -3 .build/squares.txt
+	.build/debug/Demo survival
 
 # The README's DurableQueue example against a throwaway PostgreSQL cluster (Scripts/postgres.sh).
 demo-durable: deps
