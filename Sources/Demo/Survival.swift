@@ -110,3 +110,65 @@ func crashSurvivalScene() throws -> Bool {
     }
     return held
 }
+
+/// The pool's task for the pool scene: an input's square and the worker's pid, after 30 ms
+/// of work; input 13 crashes its worker as a bug in native code would, with a write through
+/// a bad pointer (a real segmentation fault).
+let squareOrCrash = ProcessPool.Task("square-or-crash") { (x: Int) -> [Int] in
+    if x == 13 { UnsafeMutablePointer<Int>(bitPattern: 8)!.pointee = x }
+    Thread.sleep(forTimeInterval: 0.03)
+    return [x * x, Int(getpid())]
+}
+
+/// The pool scene: one task's worker segfaults; returns whether the claims held.
+func poolSurvivalScene() async throws -> Bool {
+    var results: [Int: [Int]] = [:]
+    var failures: [Int: any Error] = [:]
+    try await withProcessPool(workers: 2) { pool in
+        for await done in pool.mapUnordered(squareOrCrash, 1...40) {
+            switch done.result {
+            case .success(let output): results[done.index + 1] = output
+            case .failure(let error): failures[done.index + 1] = error
+            }
+        }
+    }
+    let pids = Set(results.values.map { $0[1] })
+    print("  \(results.count) of 40 tasks returned their squares, on \(pids.count) worker processes in turn")
+    for (input, error) in failures.sorted(by: { $0.key < $1.key }) { print("  input \(input) failed: \(error)") }
+
+    var held = true
+    func claim(_ holds: Bool, _ what: String) {
+        if !holds {
+            print("  FAILED: \(what)")
+            held = false
+        }
+    }
+    claim(failures.count == 1 && failures[13] != nil, "the crash should fail input 13 alone, not \(failures.keys.sorted())")
+    if let error = failures[13] as? ProcessPoolError {
+        claim(error.code == .workerDied && error.termination == .signaled(SIGSEGV),
+              "input 13's error should name the worker's death by SIGSEGV: \(error)")
+    } else {
+        claim(false, "input 13's error should be a ProcessPoolError")
+    }
+    claim(results.count == 39 && results.allSatisfy { $0.value[0] == $0.key * $0.key }, "every other input's square should come back")
+    // Two workers at the start; the one that crashed was replaced, so more than two ran tasks.
+    claim(pids.count >= 3, "a replacement worker should have run tasks (saw \(pids.count) workers)")
+    if held {
+        print("  one task failed with the worker's death named; the other 39 returned; a new worker took its place: checked, it holds.")
+        print("  (Python's Pool.map waits for ever when a worker dies; ProcessPoolExecutor breaks the whole pool.)")
+    }
+    return held
+}
+
+/// Runs async code from the demo's synchronous top level, this thread waiting for it (a
+/// detached task: one made at top level would need the main thread, which waits here).
+func blockingOnPool<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let result = Mutex<Result<T, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {
+        do { let value = try await body(); result.withLock { $0 = .success(value) } } catch { result.withLock { $0 = .failure(error) } }
+        done.signal()
+    }
+    done.wait()
+    return try result.withLock { $0! }.get()
+}

@@ -53,13 +53,18 @@ let worker = ChildProcess.Entry("worker") { (tasks: JoinableQueue<Int>) in
     }
 }
 
-try ChildProcess.bootstrap([helloProducer, helloConsumer, orderProducer, orderConsumer, worker, numberProducer, numberConsumer])
+try ChildProcess.bootstrap([
+    helloProducer, helloConsumer, orderProducer, orderConsumer, worker, numberProducer, numberConsumer, squareOrCrash,
+])
 
 // `Demo survival`: the crash-survival scene alone (make demo runs it last).
 if CommandLine.arguments.dropFirst().first == "survival" {
     print("\n7. Kill -9 mid-stream: 2 producer and 2 consumer processes stream numbers through one Queue<Int>(maxsize: 100);")
     print("   one of each is SIGKILLed at a random moment and replaced")
-    exit(try crashSurvivalScene() ? 0 : 1)
+    guard try crashSurvivalScene() else { exit(1) }
+    print("\n8. A process pool whose worker segfaults on one input: 40 tasks on 2 workers, input 13 crashes its worker")
+    let poolHeld = try blockingOnPool { try await poolSurvivalScene() }
+    exit(poolHeld ? 0 : 1)
 }
 
 // 0. The codec: a struct to MessagePack bytes and back.
