@@ -159,16 +159,3 @@ func poolSurvivalScene() async throws -> Bool {
     }
     return held
 }
-
-/// Runs async code from the demo's synchronous top level, this thread waiting for it (a
-/// detached task: one made at top level would need the main thread, which waits here).
-func blockingOnPool<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let result = Mutex<Result<T, any Error>?>(nil)
-    let done = DispatchSemaphore(value: 0)
-    Task.detached {
-        do { let value = try await body(); result.withLock { $0 = .success(value) } } catch { result.withLock { $0 = .failure(error) } }
-        done.signal()
-    }
-    done.wait()
-    return try result.withLock { $0! }.get()
-}

@@ -63,7 +63,7 @@ if CommandLine.arguments.dropFirst().first == "survival" {
     print("   one of each is SIGKILLed at a random moment and replaced")
     guard try crashSurvivalScene() else { exit(1) }
     print("\n8. A process pool whose worker segfaults on one input: 40 tasks on 2 workers, input 13 crashes its worker")
-    let poolHeld = try blockingOnPool { try await poolSurvivalScene() }
+    let poolHeld = try _waitBlocking { try await poolSurvivalScene() }
     exit(poolHeld ? 0 : 1)
 }
 

@@ -34,38 +34,25 @@ extension DurableQueue {
         guard maxCount >= 1 else {
             throw DurableQueueError(.invalidArgument, "get(upTo:) needs 1 or more, not \(maxCount)")
         }
-        try await prepare()
-        let deadline = timeout.map { ContinuousClock.now + $0 }
-        // Listening for puts starts with the first get that finds nothing (then it looks once
-        // more before it waits): a consumer that always finds items is notified of none.
-        var listening = listener.isListening(to: putChannel)
-        while true {
-            let seen = listening ? listener.generation(of: putChannel) : 0
-            let claimed = try await claim(maxCount)
-            if !claimed.isEmpty {
-                // Cancelled while the claim ran: the leases go back, so that a cancelled get
-                // takes nothing (in a task of its own, which the cancellation cannot stop).
-                if Task.isCancelled {
-                    let leases = claimed.map { (id: $0.id, token: $0.token) }
-                    await Task { try? await self.giveBack(leases) }.value
-                    throw CancellationError()
-                }
-                return try await decode(claimed)
-            }
-            var wait = try nextWait(before: deadline, else: DurableQueueError(.empty, "the queue \(name) has no item to lease"))
-            if !listening {
-                listening = true
-                _ = itemPut  // asks: listening starts (and fires the signal once it has)
-                continue
-            }
-            if let lease = try await untilNextLeaseRunsOut(), lease < wait {
-                // At least 10 ms: an item that is visible but skipped (another consumer is
-                // leasing it this moment) must not make this a busy loop.
-                wait = max(lease, .milliseconds(10))
-            }
-            await itemPut.wait(after: seen, atMost: wait)
-            try Task.checkCancellation()
+        return try await retrying(
+            until: timeout.map { ContinuousClock.now + $0 }, on: putChannel,
+            else: DurableQueueError(.empty, "the queue \(name) has no item to lease"),
+            // Until the earliest lease runs out, if sooner: its item is visible again then.
+            // (At least 10 ms: an item visible but skipped, because another consumer is
+            // leasing it this moment, must not make this a busy loop.)
+            sooner: { try await untilNextLeaseRunsOut() }
+        ) { () async throws -> [Delivery]? in
             try await prepare()
+            let claimed = try await claim(maxCount)
+            guard !claimed.isEmpty else { return nil }
+            // Cancelled while the claim ran: the leases go back, so that a cancelled get
+            // takes nothing (in a task of its own, which the cancellation cannot stop).
+            if Task.isCancelled {
+                let leases = claimed.map { (id: $0.id, token: $0.token) }
+                await Task { try? await self.giveBack(leases) }.value
+                throw CancellationError()
+            }
+            return try await decode(claimed)
         }
     }
 

@@ -33,25 +33,12 @@ extension DurableQueue {
         // One item: a plain VALUES (what pgbench's script for one item runs too); more: one
         // bytea[] for all.
         let parameter = payloads.count == 1 ? _PGParameter.binary(payloads[0]) : try _PGParameter.byteaArray(payloads)
-        try await prepare()
         let deadline = timeout.map { ContinuousClock.now + $0 }
-        // Listening for room starts with the first put that finds none (then it looks once
-        // more before it waits): a put that never waits makes the server notify no one here.
-        var listening = listener.isListening(to: leftChannel)
-        while true {
-            let seen = listening ? listener.generation(of: leftChannel) : 0
-            if try await insert(parameter, count: payloads.count, deadline: deadline) { return }
-            let wait = try nextWait(before: deadline, else: DurableQueueError(.full, """
-                the queue \(name) has no room for \(payloads.count) more of its maxsize of \(maxsize) items
-                """))
-            if !listening {
-                listening = true
-                _ = itemLeft  // asks: listening starts (and fires the signal once it has)
-                continue
-            }
-            await itemLeft.wait(after: seen, atMost: wait)
-            try Task.checkCancellation()
+        try await retrying(until: deadline, on: leftChannel, else: DurableQueueError(.full, """
+            the queue \(name) has no room for \(payloads.count) more of its maxsize of \(maxsize) items
+            """)) { () async throws -> Void? in
             try await prepare()
+            return try await insert(parameter, count: payloads.count, deadline: deadline) ? () : nil
         }
     }
 

@@ -75,21 +75,13 @@ extension DurableQueue {
     /// - Parameter timeout: how long to wait; nil (the default) waits for ever.
     /// - Throws: `DurableQueueError` `.timedOut`, `.closed`, `.database`; `CancellationError`.
     public func join(timeout: Duration? = nil) async throws {
-        let deadline = timeout.map { ContinuousClock.now + $0 }
-        // As get and put: listening starts when a join first has to wait, then it looks again.
-        var listening = listener.isListening(to: leftChannel)
-        while true {
-            let seen = listening ? listener.generation(of: leftChannel) : 0
-            let left = try await count
-            if left == 0 { return }
-            let wait = try nextWait(before: deadline, else: DurableQueueError(.timedOut, "the queue \(name) still holds \(left) unacknowledged items"))
-            if !listening {
-                listening = true
-                _ = itemLeft
-                continue
-            }
-            await itemLeft.wait(after: seen, atMost: wait)
-            try Task.checkCancellation()
+        var left = 0
+        try await retrying(
+            until: timeout.map { ContinuousClock.now + $0 }, on: leftChannel,
+            else: DurableQueueError(.timedOut, "the queue \(name) still holds \(left) unacknowledged items")
+        ) { () async throws -> Void? in
+            left = try await count
+            return left == 0 ? () : nil
         }
     }
 }

@@ -112,10 +112,6 @@ public final class DurableQueue<Element: Codable & Sendable>: Sendable {
         listener.cancel()
     }
 
-    /// Fires when an item was put or given back; listened to from a first `get` that waits.
-    var itemPut: _Signal { listener.signal(for: putChannel) }
-    /// Fires when an item left the queue; listened to from a first `put` or `join` that waits.
-    var itemLeft: _Signal { listener.signal(for: leftChannel) }
 
     /// Ends the listening connection and the idle ones, and waits for the listener to stop.
     /// Operations after it throw `.closed`. One in flight is not waited for: it ends on its
@@ -139,13 +135,41 @@ public final class DurableQueue<Element: Codable & Sendable>: Sendable {
         state.withLock { $0.schemaReady = true }
     }
 
-    /// How long a wait may last now: `pollInterval`, or less when `deadline` comes first.
-    /// - Throws: `error` once the deadline has passed.
-    func nextWait(before deadline: ContinuousClock.Instant?, else error: @autoclosure () -> DurableQueueError) throws -> Duration {
-        guard let deadline else { return pollInterval }
-        let remaining = deadline - .now
-        guard remaining > .zero else { throw error() }
-        return min(pollInterval, remaining)
+    /// Runs `attempt` until it gives a value, waiting between tries: woken by a notification
+    /// on `channel`, or after `pollInterval` (or `sooner()`, when it gives less, but at least
+    /// 10 ms), and throwing `timedOut()` once `deadline` has passed. The get, put and join
+    /// loops.
+    ///
+    /// Listening to `channel` starts when a try first finds nothing, and then it tries once
+    /// more before it waits (what came meanwhile is not missed: the LISTEN fires the
+    /// signal). An operation that never waits makes the server notify no one here; one
+    /// that waits asks for the channel again before each wait, which keeps it listened to.
+    func retrying<T>(
+        until deadline: ContinuousClock.Instant?, on channel: String,
+        else timedOut: @autoclosure () -> DurableQueueError,
+        sooner: () async throws -> Duration? = { nil },
+        _ attempt: () async throws -> T?
+    ) async throws -> T {
+        var listening = listener.isListening(to: channel)
+        while true {
+            // Read without asking: a try that succeeds must not keep the channel listened to.
+            let seen = listening ? listener.generation(of: channel) : 0
+            if let value = try await attempt() { return value }
+            var wait = pollInterval
+            if let deadline {
+                let remaining = deadline - .now
+                guard remaining > .zero else { throw timedOut() }
+                wait = min(wait, remaining)
+            }
+            if !listening {
+                listening = true
+                _ = listener.signal(for: channel)
+                continue
+            }
+            if let sooner = try await sooner(), sooner < wait { wait = max(sooner, .milliseconds(10)) }
+            await listener.signal(for: channel).wait(after: seen, atMost: wait)
+            try Task.checkCancellation()
+        }
     }
 
     /// Runs `body` on a connection of the pool. A connection that cannot be made is tried

@@ -127,8 +127,8 @@ final class _PGConnection: @unchecked Sendable {
 
     /// Runs one statement, its parameters as `$1`, `$2`…, and returns its rows (in
     /// PostgreSQL's binary format). A statement once sent is read to its end, whatever
-    /// happens to the task: call it from a task whose cancellation cannot reach it (see
-    /// `DurableQueue.database`), or the connection is left unusable.
+    /// happens to the task: call it from a task whose cancellation cannot reach it (as
+    /// `_PGPool.withConnection` does), or the connection is left unusable.
     ///
     /// - Throws: `_PGError`: `.server` for an error the server reported (the connection
     ///   stays usable), `.connectionLost` when the connection failed, after the statement
@@ -170,9 +170,7 @@ final class _PGConnection: @unchecked Sendable {
         var serverError: _PGError?
         while true {
             while PQisBusy(connection) == 1 {
-                // Over TLS, libpq may hold decrypted bytes the socket no longer announces:
-                // look again every few milliseconds as well as on the socket's readiness.
-                try await awaitSocket(readable: true, timeout: PQsslInUse(connection) == 1 ? .milliseconds(5) : nil)
+                try await awaitSocket(readable: true, orEvery: .milliseconds(5))
                 guard PQconsumeInput(connection) == 1 else { throw failure(.connectionLost, "reading a reply") }
             }
             guard let result = PQgetResult(connection) else { break }
@@ -208,11 +206,7 @@ final class _PGConnection: @unchecked Sendable {
     /// Cancellation throws `CancellationError`.
     /// - Throws: `_PGError.connectionLost` when the connection failed.
     func awaitInput(timeout: Duration, also: () -> Bool = { false }) async throws {
-        // Over TLS, libpq may hold decrypted bytes the socket no longer announces.
-        let timeout = PQsslInUse(connection) == 1 ? min(timeout, .milliseconds(50)) : timeout
-        let socket = PQsocket(connection)
-        guard socket >= 0 else { throw failure(.connectionLost, "listening") }
-        if try await _awaitDescriptor(socket, readable: true, timeout: timeout, also: also) {
+        if try await awaitSocket(readable: true, timeout: timeout, orEvery: .milliseconds(50), also: also) {
             guard PQconsumeInput(connection) == 1 else { throw failure(.connectionLost, "listening") }
         }
         guard PQstatus(connection) == CONNECTION_OK else { throw failure(.connectionLost, "listening") }
@@ -248,9 +242,11 @@ final class _PGConnection: @unchecked Sendable {
                 guard let length = Int32(exactly: bytes.count) else {
                     throw _PGError(.server, "a parameter of \(bytes.count) bytes is over PostgreSQL's limit")
                 }
-                let copy = malloc(max(1, bytes.count))!.bindMemory(to: CChar.self, capacity: max(1, bytes.count))
-                bytes.withUnsafeBytes { UnsafeMutableRawPointer(copy).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                values.append(UnsafePointer(copy))
+                let copy = malloc(max(1, bytes.count))!
+                bytes.withUnsafeBytes { source in
+                    if let start = source.baseAddress { copy.copyMemory(from: start, byteCount: source.count) }
+                }
+                values.append(UnsafePointer(copy.assumingMemoryBound(to: CChar.self)))
                 lengths.append(length)
                 formats.append(1)
             }
@@ -274,11 +270,19 @@ final class _PGConnection: @unchecked Sendable {
         }
     }
 
+    /// Waits for the socket (see `_awaitDescriptor`). Over TLS, libpq may hold decrypted
+    /// bytes the socket no longer announces: then the wait also ends `orEvery` so often,
+    /// for the caller to look again.
     @discardableResult
-    private func awaitSocket(readable: Bool, writable: Bool = false, timeout: Duration? = nil) async throws -> Bool {
+    private func awaitSocket(
+        readable: Bool, writable: Bool = false, timeout: Duration? = nil, orEvery look: Duration? = nil,
+        also: () -> Bool = { false }
+    ) async throws -> Bool {
         let socket = PQsocket(connection)
         guard socket >= 0 else { throw failure(.connectionLost, "waiting for the server") }
-        return try await _awaitDescriptor(socket, readable: readable, writable: writable, timeout: timeout)
+        var timeout = timeout
+        if let look, PQsslInUse(connection) == 1 { timeout = min(timeout ?? look, look) }
+        return try await _awaitDescriptor(socket, readable: readable, writable: writable, timeout: timeout, also: also)
     }
 
     /// libpq's message for the last failure, as an error of `kind`.
