@@ -3,12 +3,30 @@
 // msgpack-c 4.x (Debian's libmsgpack-dev). Its packing functions are static
 // inline in the headers, so Swift inlines them as C would.
 #include <msgpack.h>
+#include <stdint.h>
 #include <string.h>
 
 // msgpack_sbuffer_write with its common case inline. msgpack-c's packer hands
 // its write callback 1 to 9 bytes at a time (a header, a number), and for those a
 // call to memcpy costs more than the copy: fixed sizes compile to plain moves.
 // Growing the buffer is msgpack_sbuffer_write's.
+// A copy of up to 16 bytes as two possibly overlapping fixed-size moves: the short
+// bodies of keys and small strings, for which libc's memcpy (a call through the PLT
+// and a dispatch on the length) costs more than the copy.
+static inline void swiftmp_copy_short(char *out, const char *buf, size_t len) {
+    if (len >= 8) {
+        uint64_t head, tail;
+        memcpy(&head, buf, 8); memcpy(&tail, buf + len - 8, 8);
+        memcpy(out, &head, 8); memcpy(out + len - 8, &tail, 8);
+    } else if (len >= 4) {
+        uint32_t head, tail;
+        memcpy(&head, buf, 4); memcpy(&tail, buf + len - 4, 4);
+        memcpy(out, &head, 4); memcpy(out + len - 4, &tail, 4);
+    } else if (len > 0) {
+        out[0] = buf[0]; out[len / 2] = buf[len / 2]; out[len - 1] = buf[len - 1];
+    }
+}
+
 static inline int swiftmp_sbuffer_write(void *data, const char *buf, size_t len) {
     msgpack_sbuffer *sbuf = (msgpack_sbuffer *)data;
     if (sbuf->alloc - sbuf->size >= len) {
@@ -20,7 +38,9 @@ static inline int swiftmp_sbuffer_write(void *data, const char *buf, size_t len)
         case 3: memcpy(out, buf, 3); break;
         case 5: memcpy(out, buf, 5); break;
         case 9: memcpy(out, buf, 9); break;
-        default: memcpy(out, buf, len); break;
+        default:
+            if (len <= 16) { swiftmp_copy_short(out, buf, len); } else { memcpy(out, buf, len); }
+            break;
         }
         sbuf->size += len;
         return 0;

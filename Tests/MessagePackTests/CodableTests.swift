@@ -301,4 +301,36 @@ struct CodableTests {
             #expect(try MessagePackDecoder().decode(ViaSuper.self, from: bytes) == ViaSuper(name: "Rex", legs: 4))
         }
     }
+
+    @Test("a coder kept between calls follows each change of its options, and is shared safely between threads")
+    func reusedCoders() async throws {
+        let value = IntKeyed(id: 1, name: "n", score: 0.5)
+        let encoder = MessagePackEncoder()
+        let decoder = MessagePackDecoder()
+        // Each call after a change sees it, though the spare coder was made before.
+        for _ in 0..<3 {
+            encoder.keyEncodingStrategy = .integer
+            #expect(try MessagePackValue(bytes: encoder.encode(value)) == .map([(1, 1), (2, "n"), (3, 0.5)]))
+            encoder.keyEncodingStrategy = .string
+            #expect(try MessagePackValue(bytes: encoder.encode(value)) == .map([("id", 1), ("name", "n"), ("score", 0.5)]))
+            decoder.limits.maxDepth = 1
+            #expect(throws: DecodingError.self) { try decoder.decode([[Int]].self, from: encoder.encode([[1]])) }
+            decoder.limits.maxDepth = 32
+            #expect(try decoder.decode([[Int]].self, from: encoder.encode([[1]])) == [[1]])
+        }
+        // Many calls at once on one encoder and one decoder: each gets a coder of its own.
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for index in 0..<500 {
+                        let item = IntKeyed(id: task * 1000 + index, name: String(repeating: "x", count: index % 40), score: Double(index))
+                        guard try decoder.decode(IntKeyed.self, from: encoder.encode(item)) == item else { return false }
+                    }
+                    return true
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results == Array(repeating: true, count: 8))
+    }
 }

@@ -109,7 +109,7 @@ struct _Packer {
     /// Appends bytes that are already MessagePack (a finished nested value).
     func append(_ raw: UnsafeRawBufferPointer) {
         guard let base = raw.baseAddress, raw.count > 0 else { return }
-        check(msgpack_sbuffer_write(UnsafeMutableRawPointer(buffer), base.assumingMemoryBound(to: CChar.self), raw.count))
+        check(swiftmp_sbuffer_write(UnsafeMutableRawPointer(buffer), base.assumingMemoryBound(to: CChar.self), raw.count))
     }
 
     /// Inserts `raw` at `offset`, moving what follows it.

@@ -3,7 +3,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import Synchronization
 
 /// Decodes `Decodable` values from MessagePack, through msgpack-c.
 ///
@@ -39,35 +38,27 @@ public final class MessagePackDecoder: Sendable {
     }
 
     /// The options, and a decoder kept from the last call with its msgpack-c zone and
-    /// what it learned of the types it met (one call at a time takes it). One lock
-    /// for both: a `decode` takes it twice.
-    private struct Shared: ~Copyable {
-        var options = Options()
-        /// Counts changes of `options`: a spare decoder whose copy is older gets a new one.
-        var version = 0
-        var spare: _MessagePackDecoder?
-    }
-
-    private let storage = Mutex(Shared())
+    /// what it learned of the types it met.
+    private let storage = _CoderOptions<_MessagePackDecoder>(Options())
 
     public init() {}
 
     /// Dates from timestamps (default) or numbers.
     public var dateDecodingStrategy: DateDecodingStrategy {
-        get { storage.withLock { $0.options.dateDecodingStrategy } }
-        set { storage.withLock { $0.options.dateDecodingStrategy = newValue; $0.version += 1 } }
+        get { storage.read { $0.dateDecodingStrategy } }
+        set { storage.change { $0.dateDecodingStrategy = newValue } }
     }
 
     /// Bounds on nesting and lengths, checked before anything is allocated.
     public var limits: MessagePackLimits {
-        get { storage.withLock { $0.options.limits } }
-        set { storage.withLock { $0.options.limits = newValue; $0.version += 1 } }
+        get { storage.read { $0.limits } }
+        set { storage.change { $0.limits = newValue } }
     }
 
     /// Values for `Decodable` implementations to read from `decoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: any Sendable] {
-        get { storage.withLock { $0.options.userInfo } }
-        set { storage.withLock { $0.options.userInfo = newValue; $0.version += 1 } }
+        get { storage.read { $0.userInfo } }
+        set { storage.change { $0.userInfo = newValue } }
     }
 
     /// Decodes a value from MessagePack bytes that hold exactly that one value.
@@ -96,20 +87,14 @@ public final class MessagePackDecoder: Sendable {
     /// lives: a large `Data` in the value then refers to them (and keeps `owner`)
     /// instead of being copied.
     package func decode<T: Decodable>(_ type: T.Type, from buffer: UnsafeRawBufferPointer, owner: AnyObject?) throws -> T {
-        let (decoder, limits) = storage.withLock { shared in
-            let decoder = shared.spare.take() ?? _MessagePackDecoder(options: shared.options)
-            if decoder.optionsVersion != shared.version {
-                decoder.options = shared.options
-                decoder.optionsVersion = shared.version
-            }
-            return (decoder, decoder.options.limits)
-        }
+        let decoder = storage.take()
+        let limits = decoder.options.limits
         defer {
             decoder.zone.clear()
             decoder.bytesOwner = nil
             if !decoder.views.isEmpty { decoder.views.removeAll() }
             if !decoder.children.isEmpty { decoder.children.removeAll() }
-            storage.withLock { $0.spare = decoder }
+            storage.giveBack(decoder)
         }
         let root = try decoder.zone.parse(buffer, limits: limits)
         decoder.reset(root: root)

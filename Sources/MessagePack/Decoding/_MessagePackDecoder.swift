@@ -11,7 +11,7 @@ import CMsgPack
 /// swift-foundation's JSON decoder builds by scanning); this object walks it,
 /// standing for the value being decoded (`current`) and moving down and back up,
 /// so a nested value costs no decoder object of its own.
-final class _MessagePackDecoder: Decoder {
+final class _MessagePackDecoder: Decoder, _ReusableCoder {
     var options: MessagePackDecoder.Options
     /// Which version of its `MessagePackDecoder`'s options `options` is.
     @exclusivity(unchecked) var optionsVersion = 0

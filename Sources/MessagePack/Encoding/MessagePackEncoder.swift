@@ -3,7 +3,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import Synchronization
 
 /// Encodes `Encodable` values as MessagePack, through msgpack-c.
 ///
@@ -57,36 +56,27 @@ public final class MessagePackEncoder: Sendable {
         var userInfo: [CodingUserInfoKey: any Sendable] = [:]
     }
 
-    /// The options, and an encoder kept from the last call with its buffers, so a
-    /// steady stream of `encode` calls allocates only its results (one call at a time
-    /// takes it). One lock for both: an `encode` takes it twice.
-    private struct Shared: ~Copyable {
-        var options = Options()
-        /// Counts changes of `options`: a spare encoder whose copy is older gets a new one.
-        var version = 0
-        var spare: _MessagePackEncoder?
-    }
-
-    private let storage = Mutex(Shared())
+    /// The options, and an encoder kept from the last call with its buffers.
+    private let storage = _CoderOptions<_MessagePackEncoder>(Options())
 
     public init() {}
 
     /// Keys as strings (default) or integers.
     public var keyEncodingStrategy: KeyEncodingStrategy {
-        get { storage.withLock { $0.options.keyEncodingStrategy } }
-        set { storage.withLock { $0.options.keyEncodingStrategy = newValue; $0.version += 1 } }
+        get { storage.read { $0.keyEncodingStrategy } }
+        set { storage.change { $0.keyEncodingStrategy = newValue } }
     }
 
     /// Structs as maps (default) or arrays.
     public var structEncodingStrategy: StructEncodingStrategy {
-        get { storage.withLock { $0.options.structEncodingStrategy } }
-        set { storage.withLock { $0.options.structEncodingStrategy = newValue; $0.version += 1 } }
+        get { storage.read { $0.structEncodingStrategy } }
+        set { storage.change { $0.structEncodingStrategy = newValue } }
     }
 
     /// Dates as timestamps (default) or numbers.
     public var dateEncodingStrategy: DateEncodingStrategy {
-        get { storage.withLock { $0.options.dateEncodingStrategy } }
-        set { storage.withLock { $0.options.dateEncodingStrategy = newValue; $0.version += 1 } }
+        get { storage.read { $0.dateEncodingStrategy } }
+        set { storage.change { $0.dateEncodingStrategy = newValue } }
     }
 
     /// Whether dictionary keys are written in sorted order (the default): strings by
@@ -94,14 +84,14 @@ public final class MessagePackEncoder: Sendable {
     /// that differs from process to process; sorting makes equal values give equal
     /// bytes. Turn it off to save the sort when the bytes need not be compared.
     public var sortsDictionaryKeys: Bool {
-        get { storage.withLock { $0.options.sortsDictionaryKeys } }
-        set { storage.withLock { $0.options.sortsDictionaryKeys = newValue; $0.version += 1 } }
+        get { storage.read { $0.sortsDictionaryKeys } }
+        set { storage.change { $0.sortsDictionaryKeys = newValue } }
     }
 
     /// Values for `Encodable` implementations to read from `encoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: any Sendable] {
-        get { storage.withLock { $0.options.userInfo } }
-        set { storage.withLock { $0.options.userInfo = newValue; $0.version += 1 } }
+        get { storage.read { $0.userInfo } }
+        set { storage.change { $0.userInfo = newValue } }
     }
 
     /// Encodes a value as MessagePack.
@@ -118,18 +108,11 @@ public final class MessagePackEncoder: Sendable {
     /// call: the caller copies them where it needs them (behind a frame header, say)
     /// without an array in between.
     package func withEncoded<T: Encodable, R>(_ value: T, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        let encoder = storage.withLock { shared in
-            let encoder = shared.spare.take() ?? _MessagePackEncoder(options: shared.options)
-            if encoder.optionsVersion != shared.version {
-                encoder.options = shared.options
-                encoder.optionsVersion = shared.version
-            }
-            return encoder
-        }
+        let encoder = storage.take()
         let result = try encoder.encodeTopLevel(value) { try body($0.bytes) }
         // Kept with its buffers for the next call, unless they grew large.
         if encoder.retainedCapacity <= Self.retainedCapacityLimit {
-            storage.withLock { $0.spare = encoder }
+            storage.giveBack(encoder)
         }
         return result
     }

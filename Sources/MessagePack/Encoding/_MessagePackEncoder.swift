@@ -19,7 +19,7 @@ import Foundation
 /// This object is also the `Encoder` passed to `encode(to:)`: it stands for the
 /// entry of the value being encoded (`current`), as swift-foundation's JSON
 /// encoder does, so descending into a value allocates no encoder.
-final class _MessagePackEncoder: Encoder {
+final class _MessagePackEncoder: Encoder, _ReusableCoder {
     enum Kind { case slot, map, array, single }
 
     struct Entry {
