@@ -11,6 +11,7 @@ cell that is not a number, n/a or —, stops the script with a message and exit 
 no chart is drawn from half a run. --png also writes PNG copies to DIR, for a look.
 """
 import argparse
+import math
 import os
 import re
 import sys
@@ -49,7 +50,7 @@ class Saved:
         # A run that prints numbers not to quote says so; the chart says it too.
         self.warnings = []
         if "QUICK:" in self.text:
-            self.warnings.append("QUICK run: counts divided by 10, a smoke test, not figures to quote")
+            self.warnings.append("QUICK run: a smoke test with smaller counts, not figures to quote")
         if "WARNING: a debug build" in self.text:
             self.warnings.append("a debug build: these numbers mean nothing")
         self.tables = self.read_tables()
@@ -74,7 +75,8 @@ class Saved:
         return tables
 
     def table(self, first, columns):
-        """The table whose first header cell begins with `first` and that has `columns`: that
+        """The table whose first header cell begins with `first` and that has `columns` (ours
+        first: the benchmarks stop rather than print n/a for ours, so every row needs it): that
         cell, and its rows as (row name, [(cell as printed, number or None) per column])."""
         for header, rows in self.tables:
             if header[0].startswith(first) and all(column in header for column in columns):
@@ -84,8 +86,11 @@ class Saved:
                 for row in rows:  # a cell too many or too few would shift every later column
                     if len(row) != len(header):
                         fail(f"{self.shown}: the row '{row[0]}' has {len(row)} cells, its header {len(header)}")
-                return header[0], [(row[0].replace("`", ""), [self.cell(row, i, header) for i in indices])
-                                    for row in rows]
+                parsed = [(row[0].replace("`", ""), [self.cell(row, i, header) for i in indices]) for row in rows]
+                for name, cells in parsed:
+                    if cells[0][1] is None:
+                        fail(f"{self.shown}: no figure of ours ('{columns[0]}') in the row '{name}'")
+                return header[0], parsed
         fail(f"{self.shown}: no table beginning '| {first}' with the columns {columns}; "
              f"tables found: {[header[0] for header, _ in self.tables] or 'none'}")
 
@@ -107,10 +112,6 @@ def draw(pyplot, saved, out, title, series, panels, png):
     (n/a and — leave no bar); values as printed at the bars' ends.
     series: [(label, colour)]; panels: [(unit, which way is better, [(row label, [(text, number)])])]."""
     from matplotlib.ticker import FuncFormatter
-    for _, _, rows in panels:
-        for label, cells in rows:
-            if cells[0][1] is None:  # ours: the benchmarks stop rather than print n/a for it
-                fail(f"{saved.shown}: no figure of ours in the row '{label}'")
     missing = any(value is None for _, _, rows in panels for _, cells in rows for _, value in cells)
     small = [f"{saved.command}  →  {saved.shown}  →  Scripts/charts.py"]
     if saved.references:
@@ -134,7 +135,7 @@ def draw(pyplot, saved, out, title, series, panels, png):
         y_top -= height + axis
         values = [v for _, cells in rows for _, v in cells if v is not None]
         # Log scale where the figures span orders of magnitude, or the short bars vanish.
-        log = max(values) / min(values) >= 30
+        log = min(values) > 0 and max(values) / min(values) >= 30
         y, ticks, labels = 0, [], []
         for label, cells in rows:  # top to bottom, as in the table
             present = [(i, text, v) for i, (text, v) in enumerate(cells) if v is not None]
@@ -148,7 +149,7 @@ def draw(pyplot, saved, out, title, series, panels, png):
             y += 1  # a gap between groups
         if log:
             ax.set_xscale("log")
-            low = 10 ** int(f"{min(values):e}".split("e")[1])  # the power of 10 below the smallest
+            low = 10 ** math.floor(math.log10(min(values)) - 1e-9)  # the power of 10 below the smallest
             ax.set_xlim(low, max(values) * 2.5)  # room for the labels
         else:
             ax.set_xlim(0, max(values) * 1.18)
