@@ -1,5 +1,5 @@
 # The two commands of the README's Quick start. Both install what is missing first.
-.PHONY: demo demo-durable bench-durable test deps bench fixtures fuzz fuzz-build
+.PHONY: demo demo-durable bench-durable test deps bench charts fixtures fuzz fuzz-build
 
 deps:
 	./Scripts/install-dependencies.sh
@@ -58,13 +58,37 @@ fuzz-build:
 		-Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld \
 		-Xcc -fsanitize=address -Xcc -fsanitize=fuzzer-no-link
 
-# The benchmarks (release mode): the codec against JSON and msgpack-c by hand, then
-# queues between processes against Python's multiprocessing.Queue, faster-fifo (pip,
-# installed by --bench if it can be) and C floors: a pipe and a shared-memory ring.
+# The benchmarks (release mode): the codec against JSON and msgpack-c by hand; queues
+# between processes against Python's multiprocessing.Queue, faster-fifo (pip, installed by
+# --bench if it can be) and C floors: a pipe and a shared-memory ring; the process pool
+# against Python's Pool and ProcessPoolExecutor. Each one's output is shown and saved in
+# docs/bench/ (bench-saved, below); last, `make charts` draws the tables into docs/*.svg.
 bench:
 	./Scripts/install-dependencies.sh --bench
-	swift run -c release --package-path Benchmarks codec-bench
-	swift run -c release --package-path Benchmarks queue-bench
+	swift build -c release --package-path Benchmarks --product codec-bench
+	swift build -c release --package-path Benchmarks --product queue-bench
+	swift build -c release --package-path Benchmarks --product pool-bench
+	$(call bench-saved,codec,codec-bench)
+	$(call bench-saved,queue,queue-bench)
+	$(call bench-saved,pool,pool-bench)
+	$(MAKE) charts
+
+# $(call bench-saved,NAME,PROGRAM) runs Benchmarks/.build/release/PROGRAM, its output shown
+# and saved to docs/bench/NAME.txt under two lines that say when (git keeps no file dates),
+# on what and by which command it was measured, which the charts print. The saved file is
+# replaced only when the run succeeds: pipefail, so that the benchmark's failure is not hidden
+# by tee's success. stdbuf -oL: each line shows as it is printed, not when the program ends.
+define bench-saved
+	@mkdir -p docs/bench
+	bash -o pipefail -c '{ echo "Measured: $$(date -u "+%Y-%m-%d %H:%M UTC") on $$(uname -m)"; \
+		echo "Command: make bench (Benchmarks/.build/release/$(2))"; echo; \
+		stdbuf -oL Benchmarks/.build/release/$(2); } | tee Benchmarks/.build/$(1).txt'
+	mv Benchmarks/.build/$(1).txt docs/bench/$(1).txt
+endef
+
+# Redraws docs/*.svg from the saved output in docs/bench/ (Scripts/charts.py), running no benchmark.
+charts:
+	python3 Scripts/charts.py
 
 # DurableQueue between processes against pgbench running the same SQL, on a throwaway
 # PostgreSQL cluster (Scripts/postgres.sh), stopped again afterwards.

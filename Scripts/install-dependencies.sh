@@ -3,7 +3,8 @@
 # the Swift toolchain lacks: msgpack-c (libmsgpack-dev), libpq (libpq-dev, PostgreSQL's
 # client library, for DurableQueue) and pkg-config, from apt;
 # Python's msgpack (only for the fixture generator), from pip, when asked with --python;
-# faster-fifo (only for queue-bench's faster-fifo columns), from pip, when asked with --bench.
+# faster-fifo (only for queue-bench's faster-fifo columns) and matplotlib (for the charts
+# make bench draws, Scripts/charts.py), from pip, when asked with --bench.
 # Does nothing for what is already there. Uses sudo when not root.
 set -euo pipefail
 
@@ -50,6 +51,11 @@ for option in "$@"; do
             echo "installing faster-fifo (pip)" >&2
             pip_install faster-fifo || echo "faster-fifo could not be installed (where pip has no wheel it builds" \
                 "from source: it needs g++ and Python's headers, python3-dev); queue-bench will say n/a for it" >&2
+        fi
+        # Not optional: make bench ends by drawing its charts, so it fails here rather than after the runs.
+        if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import matplotlib' 2>/dev/null; then
+            echo "installing matplotlib (pip)" >&2
+            pip_install matplotlib
         fi
         ;;
     *)
