@@ -55,9 +55,10 @@ let worker = ChildProcess.Entry("worker") { (tasks: JoinableQueue<Int>) in
 
 try ChildProcess.bootstrap([
     helloProducer, helloConsumer, orderProducer, orderConsumer, worker, numberProducer, numberConsumer, squareOrCrash,
+    itemProducer,
 ])
 
-// `Demo survival`: the crash-survival scene alone (make demo runs it last).
+// `Demo survival`: the crash-survival and pool scenes alone (make demo runs them after the examples).
 if CommandLine.arguments.dropFirst().first == "survival" {
     print("\n7. Kill -9 mid-stream: 2 producer and 2 consumer processes stream numbers through one Queue<Int>(maxsize: 100);")
     print("   one of each is SIGKILLed at a random moment and replaced")
@@ -65,6 +66,14 @@ if CommandLine.arguments.dropFirst().first == "survival" {
     print("\n8. A process pool whose worker segfaults on one input: 40 tasks on 2 workers, input 13 crashes its worker")
     let poolHeld = try _waitBlocking { try await poolSurvivalScene() }
     exit(poolHeld ? 0 : 1)
+}
+
+// `Demo speed`: the speed scene alone (make demo runs it from a release build, last).
+if CommandLine.arguments.dropFirst().first == "speed" {
+    print("\n9. Speed, measured live: small items (a struct of 5 fields, about 57 bytes as MessagePack) for \(speedSeconds) seconds")
+    print("   from 1 producer process to 1 consumer process, through a Queue<Item>(maxsize: \(speedMaxsize)) and through Python's")
+    print("   multiprocessing.Queue(\(speedMaxsize)) with the same item as a dict, taking turns \(speedTurnSeconds) second at a time")
+    exit(try speedScene() ? 0 : 1)
 }
 
 // 0. The codec: a struct to MessagePack bytes and back.
