@@ -54,10 +54,15 @@ extension ProcessPool {
             let feed: _MapFeed
             let decoder: MessagePackDecoder
             var failed = false
+            var unreported = 0
 
             public mutating func next() async throws -> Output? {
                 guard !failed, let bytes = try await outputs.next() else { return nil }
-                feed.consumed(1)
+                unreported += 1
+                if unreported == _MapFeed.reportEvery {
+                    feed.consumed(unreported)
+                    unreported = 0
+                }
                 do {
                     return try decoder.decode(Output.self, from: bytes)
                 } catch {
@@ -97,10 +102,15 @@ extension ProcessPool {
             var outcomes: AsyncStream<_MapFeed.Outcome>.Iterator
             let feed: _MapFeed
             let decoder: MessagePackDecoder
+            var unreported = 0
 
             public mutating func next() async -> Completion<Output>? {
                 guard let outcome = await outcomes.next() else { return nil }
-                feed.consumed(1)
+                unreported += 1
+                if unreported == _MapFeed.reportEvery {
+                    feed.consumed(unreported)
+                    unreported = 0
+                }
                 let decoder = decoder
                 return Completion(index: outcome.index, result: Result { try decoder.decode(Output.self, from: outcome.result.get()) })
             }
@@ -195,6 +205,10 @@ final class _MapFeed: Sendable {
         pump()
     }
 
+    /// The consumer says how many outcomes it took every this many (a lock each
+    /// time): the window is 16 times longer, so the lag holds back nothing.
+    static let reportEvery = 16
+
     /// The consumer took `count` outcomes: the window moves on.
     func consumed(_ count: Int) {
         state.withLock { $0.consumed += count }
@@ -216,47 +230,60 @@ final class _MapFeed: Sendable {
         chunk * chunkSize..<Swift.min(inputCount, (chunk + 1) * chunkSize)
     }
 
-    /// Gives chunks to the pool while the window has room: in a loop, never by
-    /// recursion (a pool that refuses a job at once calls `finished` on this very
-    /// stack), and on one thread at a time.
+    /// Chunks given at once: an eighth of the window. Each batch is one turn of the
+    /// pool's lock and one write per worker, where a chunk at a time cost a dozen
+    /// turns of contended locks per tiny task.
+    private var batch: Int { Swift.max(1, window / chunkSize / 8) }
+
+    /// Gives chunks to the pool, a batch at a time, while the window has room for a
+    /// batch (or for all that is left): in a loop, never by recursion (a pool that
+    /// refuses a job at once calls `finished` on this very stack), and on one thread
+    /// at a time.
     private func pump() {
-        let window = window
+        let (window, batch) = (window, batch)
         guard state.withLock({ state -> Bool in
             guard !state.giving else { return false }
             state.giving = true
             return true
         }) else { return }
-        while let chunk = state.withLock({ state -> Int? in
-            guard !state.ended, state.given < chunkCount, state.given * chunkSize - state.consumed < window else {
+        while let chunks = state.withLock({ state -> Range<Int>? in
+            let left = chunkCount - state.given
+            let out = state.given * chunkSize - state.consumed
+            let room = Swift.max(0, (window - out + chunkSize - 1) / chunkSize)
+            let count = Swift.min(room, left)
+            guard !state.ended, count > 0, count >= Swift.min(batch, left) else {
                 state.giving = false
                 return nil
             }
-            state.given += 1
-            return state.given - 1
+            state.given += count
+            return state.given - count..<state.given
         }) {
-            give(chunk)
+            give(chunks)
         }
     }
 
-    private func give(_ chunk: Int) {
-        let job = pool.newJobID()
+    private func give(_ chunks: Range<Int>) {
+        let jobs = pool.newJobIDs(chunks.count)
         guard state.withLock({ state -> Bool in
             guard !state.ended else { return false }
-            state.jobs[chunk] = job
+            for (chunk, job) in zip(chunks, jobs) { state.jobs[chunk] = job }
             return true
         }) else {
-            return pool.forget(job)
+            for job in jobs { pool.forget(job) }
+            return
         }
-        let bytes: [[UInt8]]
-        do {
-            bytes = try encode(range(of: chunk))
-        } catch {
-            pool.forget(job)
-            return finished(chunk, .failure(error))
+        var submissions: [ProcessPool.Submission] = []
+        submissions.reserveCapacity(chunks.count)
+        for (chunk, job) in zip(chunks, jobs) {
+            do {
+                let inputs = try encode(range(of: chunk))
+                submissions.append(.init(id: job, inputs: inputs) { outcome in self.finished(chunk, outcome) })
+            } catch {
+                pool.forget(job)
+                finished(chunk, .failure(error))
+            }
         }
-        pool.enqueue(job, task, bytes, chunked: chunkSize > 1, timeout: pool.defaultTimeout) { outcome in
-            self.finished(chunk, outcome)
-        }
+        pool.enqueue(submissions, task, chunked: chunkSize > 1, timeout: pool.defaultTimeout)
     }
 
     /// A chunk's outcome, yielded (in order, for `map`).

@@ -99,7 +99,7 @@ extension ProcessPool {
         let coders = (MessagePackEncoder(), MessagePackDecoder())  // one pair for every task, not a pair each
         while true {
             let request: _PoolRequest
-            do { request = try start.connection.receive(_PoolRequest.self) } catch { _exit(code: 0) }
+            do { request = try _PoolRequest(frame: start.connection.receiveBytes()) } catch { _exit(code: 0) }
             var reply = _PoolReply(id: request.id)
             let task = bodies.first(where: { $0.name == request.task })
             func run(_ input: [UInt8]) -> _PoolReply.Outcome {
@@ -118,7 +118,7 @@ extension ProcessPool {
                 let outcome = run(request.input ?? [])
                 (reply.output, reply.error) = (outcome.output, outcome.error)
             }
-            do { try start.connection.send(reply) } catch { _exit(code: 0) }
+            do { try start.connection.sendBytes(reply.bytes()) } catch { _exit(code: 0) }
         }
     }
 }
@@ -145,44 +145,4 @@ protocol _PoolTaskBody: Sendable {
     var name: String { get }
     /// The output's MessagePack for the input's, with the worker's encoder and decoder.
     func perform(_ input: [UInt8], _ coders: (MessagePackEncoder, MessagePackDecoder)) throws -> [UInt8]
-}
-
-/// Pool → worker: run `task` on `input` (its MessagePack bytes), as request `id`;
-/// or on each of `inputs`, a chunk. One frame on the worker's connection, a map
-/// {"id", "task", "input"} or {"id", "task", "inputs"} (see the README's protocol).
-struct _PoolRequest: Codable, Sendable {
-    var id: UInt64
-    var task: String
-    var input: [UInt8]?
-    var inputs: [[UInt8]]?
-
-    init(id: UInt64, task: String, input: [UInt8]) { (self.id, self.task, self.input) = (id, task, input) }
-    init(id: UInt64, task: String, inputs: [[UInt8]]) { (self.id, self.task, self.inputs) = (id, task, inputs) }
-
-    /// Its MessagePack: what `MessagePackEncoder` makes of it, made as a value
-    /// instead (the pool makes one per task, and Codable's per-call costs were
-    /// the larger part of the pool's own work).
-    func bytes() throws -> [UInt8] {
-        var pairs: [(key: MessagePackValue, value: MessagePackValue)] = [("id", .uint(id)), ("task", .string(task))]
-        if let input { pairs.append(("input", .binary(input))) }
-        if let inputs { pairs.append(("inputs", .array(inputs.map { .binary($0) }))) }
-        return try MessagePackValue.map(pairs).bytes()
-    }
-}
-
-/// Worker → pool: request `id`'s output (MessagePack bytes) or its error; for a
-/// chunk, `results`, one outcome per input in order.
-struct _PoolReply: Codable, Sendable {
-    struct Failure: Codable, Sendable {
-        var type: String
-        var description: String
-    }
-    struct Outcome: Codable, Sendable {
-        var output: [UInt8]?
-        var error: Failure?
-    }
-    var id: UInt64
-    var output: [UInt8]?
-    var error: Failure?
-    var results: [Outcome]?
 }

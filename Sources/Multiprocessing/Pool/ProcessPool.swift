@@ -315,10 +315,16 @@ public final class ProcessPool: Sendable {
     /// A job id, for `enqueue` and `cancel`; `cancel` before `enqueue` makes the
     /// job refused when it comes.
     func newJobID() -> UInt64 {
+        newJobIDs(1).lowerBound
+    }
+
+    /// `count` job ids at once, in one turn of the lock (a map's batch of chunks).
+    func newJobIDs(_ count: Int) -> Range<UInt64> {
         state.withLock { state in
-            state.nextJob += 1
-            state.issued[state.nextJob] = false
-            return state.nextJob
+            let first = state.nextJob + 1
+            state.nextJob += UInt64(count)
+            for id in first...state.nextJob { state.issued[id] = false }
+            return first..<state.nextJob + 1
         }
     }
 
@@ -327,28 +333,55 @@ public final class ProcessPool: Sendable {
         state.withLock { _ = $0.issued.removeValue(forKey: id) }
     }
 
-    /// Queues a job of `inputs` (MessagePack each; `chunked`: one request for all)
-    /// under `id`, from `newJobID`; `finish` gets its outcome.
+    /// A job for `enqueue`: its id (from `newJobID`), its inputs (MessagePack each;
+    /// `chunked`: one request for all) and where its outcome goes.
+    struct Submission {
+        let id: UInt64
+        let inputs: [[UInt8]]
+        let finish: Finish
+    }
+
+    /// Queues a job of `inputs` under `id`, from `newJobID`; `finish` gets its outcome.
     func enqueue(_ id: UInt64, _ task: String, _ inputs: [[UInt8]], chunked: Bool, timeout: Duration?, finish: @escaping Finish) {
-        let request: [UInt8]
-        do {
-            request = try (chunked
-                ? _PoolRequest(id: id, task: task, inputs: inputs)
-                : _PoolRequest(id: id, task: task, input: inputs[0])).bytes()
-        } catch {
-            forget(id)
-            return finish(.failure(error))
+        enqueue([Submission(id: id, inputs: inputs, finish: finish)], task, chunked: chunked, timeout: timeout)
+    }
+
+    /// Queues jobs of one task, in order, and gives the workers what they have room
+    /// for, all in one turn of the lock: a lock taken per job and again per dispatch,
+    /// by the feeding thread and the threads reading replies at once, was where tiny
+    /// tasks spent their time (spinning on it).
+    func enqueue(_ submissions: [Submission], _ task: String, chunked: Bool, timeout: Duration?) {
+        var jobs: [Job] = []
+        var refused: [(Finish, any Error)] = []
+        jobs.reserveCapacity(submissions.count)
+        for submission in submissions {
+            do {
+                let request = try (chunked
+                    ? _PoolRequest(id: submission.id, task: task, inputs: submission.inputs)
+                    : _PoolRequest(id: submission.id, task: task, input: submission.inputs[0])).bytes()
+                jobs.append(Job(
+                    id: submission.id, task: task, request: request, inputCount: submission.inputs.count,
+                    timeout: timeout, triesLeft: retries, finish: submission.finish))
+            } catch {
+                forget(submission.id)
+                refused.append((submission.finish, error))
+            }
         }
-        let refusal = state.withLock { state -> (any Error)? in
-            let cancelled = state.issued.removeValue(forKey: id) ?? false
-            if state.closed { return ProcessPoolError.shutDown }
-            if cancelled { return CancellationError() }
-            state.pending.append(Job(
-                id: id, task: task, request: request, inputCount: inputs.count, timeout: timeout, triesLeft: retries,
-                finish: finish))
-            return nil
+        let dispatched = state.withLock { state -> Dispatched in
+            for job in jobs {
+                let cancelled = state.issued.removeValue(forKey: job.id) ?? false
+                if state.closed {
+                    refused.append((job.finish, ProcessPoolError.shutDown))
+                } else if cancelled {
+                    refused.append((job.finish, CancellationError()))
+                } else {
+                    state.pending.append(job)
+                }
+            }
+            return dispatch(&state)
         }
-        if let refusal { finish(.failure(refusal)) } else { dispatch() }
+        for (finish, error) in refused { finish(.failure(error)) }
+        send(dispatched)
     }
 
     /// Cancels job `id`: a waiting one is dropped; the running one's worker is
@@ -403,38 +436,51 @@ public final class ProcessPool: Sendable {
         }
     }
 
+    /// What a dispatch gave out: the workers to write to, and the timers to start.
+    private struct Dispatched {
+        var workers: [Worker] = []
+        var timers: [Timer] = []
+    }
+
     /// Gives waiting jobs to the workers with room, the least loaded first.
     private func dispatch() {
-        var given: [Worker] = []
-        var timers: [Timer] = []
-        state.withLock { state in
-            guard !state.pending.isEmpty else { return }
-            let now = _Deadline.now.nanoseconds
-            while let next = state.pending.first, let (id, room) = state.seatWithRoom(quota: tasksPerWorker, for: next.request.count),
-                  var seat = state.seats[id] {
-                for _ in 0..<room {
-                    guard let job = state.pending.first else { break }
-                    if seat.jobs.isEmpty {
-                        seat.since = now
-                        if let timer = Timer(job, on: seat.worker) { timers.append(timer) }
-                    } else if seat.bytes + job.request.count > Self.pipelineBytes {
-                        break
-                    }
-                    _ = state.pending.popFirst()
-                    seat.bytes += job.request.count
-                    seat.jobs.append(job.id)
-                    state.running[job.id] = job
-                    seat.worker.give(job.request)
+        send(state.withLock { dispatch(&$0) })
+    }
+
+    /// Gives waiting jobs to the workers with room (under the lock); `send` then writes them.
+    private func dispatch(_ state: inout State) -> Dispatched {
+        var dispatched = Dispatched()
+        guard !state.pending.isEmpty else { return dispatched }
+        let now = _Deadline.now.nanoseconds
+        while let next = state.pending.first, let (id, room) = state.seatWithRoom(quota: tasksPerWorker, for: next.request.count),
+              var seat = state.seats[id] {
+            for _ in 0..<room {
+                guard let job = state.pending.first else { break }
+                if seat.jobs.isEmpty {
+                    seat.since = now
+                    if let timer = Timer(job, on: seat.worker) { dispatched.timers.append(timer) }
+                } else if seat.bytes + job.request.count > Self.pipelineBytes {
+                    break
                 }
-                state.jobsGiven += 1
-                seat.lastGiven = state.jobsGiven
-                state.seats[id] = seat
-                given.append(seat.worker)
+                _ = state.pending.popFirst()
+                seat.bytes += job.request.count
+                seat.jobs.append(job.id)
+                state.running[job.id] = job
+                seat.worker.give(job.request)
             }
+            state.jobsGiven += 1
+            seat.lastGiven = state.jobsGiven
+            state.seats[id] = seat
+            dispatched.workers.append(seat.worker)
         }
+        return dispatched
+    }
+
+    /// Writes what a dispatch gave (not under the lock).
+    private func send(_ dispatched: Dispatched) {
         // One that cannot be spoken to is ended; its reader handles its jobs as a death.
-        for worker in given where !worker.flush() { try? worker.child.kill() }
-        start(timers)
+        for worker in dispatched.workers where !worker.flush() { try? worker.child.kill() }
+        start(dispatched.timers)
     }
 
     /// Ends the worker running job `id` (if it still does), saying why.
@@ -497,9 +543,12 @@ public final class ProcessPool: Sendable {
     private func read(_ worker: Worker) {
         while true {
             guard let bytes = try? worker.connection.receiveBytes(),
-                  let reply = try? decoder.decode(_PoolReply.self, from: bytes) else { break }
+                  let reply = try? _PoolReply(frame: bytes) else { break }
             var retire = false
             var timers: [Timer] = []
+            var dispatched = Dispatched()
+            var drained: [CheckedContinuation<Void, Never>] = []
+            // One turn of the lock for the reply, the drain waiters and the next jobs.
             let job = state.withLock { state -> Job?? in
                 // A reply to no request of ours, or out of order: the worker is not speaking the protocol.
                 guard var seat = state.seats[worker.id], seat.jobs.first == reply.id else { return nil }
@@ -519,7 +568,10 @@ public final class ProcessPool: Sendable {
                     timers.append(timer)
                 }
                 state.seats[worker.id] = seat
-                return .some(state.running.removeValue(forKey: reply.id))
+                let job = state.running.removeValue(forKey: reply.id)
+                if !state.hasWork { swap(&drained, &state.drainWaiters) }
+                if !retire { dispatched = dispatch(&state) }
+                return .some(job)
             }
             guard let job else {
                 try? worker.child.kill()
@@ -537,12 +589,12 @@ public final class ProcessPool: Sendable {
                         .system, "worker \(worker.id) answered \(outcomes.count) results for \(job.inputCount) inputs", worker: worker.id)))
                 }
             }
-            wakeDrainWaiters()
+            for waiter in drained { waiter.resume() }
             if retire {
                 worker.connection.close()  // it ends at end of file; replaced below
                 break
             }
-            dispatch()
+            send(dispatched)
         }
         died(worker)
     }
