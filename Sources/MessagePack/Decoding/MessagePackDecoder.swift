@@ -50,6 +50,8 @@ public final class MessagePackDecoder: Sendable {
 
     private let storage = Mutex(Shared())
 
+    /// A decoder with the default options: dates from timestamps, the default
+    /// ``MessagePackLimits``, no `userInfo`.
     public init() {}
 
     /// Dates from timestamps (default) or numbers.
@@ -82,6 +84,10 @@ public final class MessagePackDecoder: Sendable {
     }
 
     /// Decodes a value from MessagePack bytes that hold exactly that one value.
+    /// - Parameters:
+    ///   - type: The type to decode.
+    ///   - data: The MessagePack bytes.
+    /// - Throws: `DecodingError`, as ``decode(_:from:)-(_,[UInt8])``.
     public func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         try data.withUnsafeBytes { try decode(type, from: $0) }
     }

@@ -69,6 +69,8 @@ public final class MessagePackEncoder: Sendable {
 
     private let storage = Mutex(Shared())
 
+    /// An encoder with the default options: string keys, structs as maps, dates as
+    /// timestamps, dictionary keys sorted, no `userInfo`.
     public init() {}
 
     /// Keys as strings (default) or integers.
