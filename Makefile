@@ -1,5 +1,5 @@
 # The two commands of the README's Quick start. Both install what is missing first.
-.PHONY: demo demo-durable bench-durable test deps bench charts fixtures fuzz fuzz-build
+.PHONY: demo demo-durable bench-durable test deps bench charts fixtures fuzz fuzz-build docs
 
 deps:
 	./Scripts/install-dependencies.sh
@@ -105,3 +105,9 @@ bench-durable: deps
 fixtures:
 	./Scripts/install-dependencies.sh --python
 	python3 Scripts/generate-messagepack-fixtures.py
+
+# The API documentation (DocC): one archive per library in .build-docs/docs/, built apart from
+# .build. Fails on a DocC warning, and lists and fails on public symbols with no documentation
+# (Scripts/docs.sh says how).
+docs: deps
+	./Scripts/docs.sh

@@ -4,7 +4,9 @@ extension DurableQueue {
     /// Puts `value` at the back of the queue. On a full queue (`maxsize` items not yet
     /// acknowledged), waits for room: woken when an item is acknowledged, or by polling.
     ///
-    /// - Parameter timeout: how long to wait for room; nil (the default) waits for ever.
+    /// - Parameters:
+    ///   - value: the item, stored as MessagePack.
+    ///   - timeout: how long to wait for room; nil (the default) waits for ever.
     /// - Throws: the encoder's `EncodingError`; `DurableQueueError` `.full` when the timeout
     ///   passed, `.closed`, `.database`, `.connectionLost` (the item may or may not have been
     ///   put); `CancellationError` when the task is cancelled.

@@ -4,6 +4,7 @@ public struct DurableQueueError: Error, Sendable, CustomStringConvertible {
     /// What went wrong.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         let name: String
+        /// The code's name, such as `leaseLost`.
         public var description: String { name }
 
         /// `get` timed out, or `getNowait` found no item it could lease.
@@ -38,6 +39,8 @@ public struct DurableQueueError: Error, Sendable, CustomStringConvertible {
         public static let connectionLost = Code(name: "connectionLost")
     }
 
+    /// What went wrong: compare it, `error.code == .leaseLost`, or catch by it,
+    /// `catch DurableQueueError.leaseLost`.
     public let code: Code
     /// The item's row id, for `.undecodable` and `.leaseLost`.
     public let itemID: Int64?
@@ -53,14 +56,22 @@ public struct DurableQueueError: Error, Sendable, CustomStringConvertible {
         self.underlyingError = underlyingError
     }
 
+    /// `DurableQueueError.<code>: <what happened>`.
     public var description: String { "DurableQueueError.\(code): \(detail)" }
 
+    /// An `.empty` error, to catch any: `catch DurableQueueError.empty { … }`.
     public static let empty = DurableQueueError(.empty, "no item could be leased")
+    /// A `.full` error, to catch any: `catch DurableQueueError.full { … }`.
     public static let full = DurableQueueError(.full, "the queue holds its maxsize")
+    /// A `.timedOut` error, to catch any: `catch DurableQueueError.timedOut { … }`.
     public static let timedOut = DurableQueueError(.timedOut, "items are still unacknowledged")
+    /// A `.leaseLost` error, to catch any: `catch DurableQueueError.leaseLost { … }`.
     public static let leaseLost = DurableQueueError(.leaseLost, "the lease ran out and the item was leased again")
+    /// An `.undecodable` error, to catch any: `catch DurableQueueError.undecodable { … }`.
     public static let undecodable = DurableQueueError(.undecodable, "an item did not decode")
+    /// A `.closed` error, to catch any: `catch DurableQueueError.closed { … }`.
     public static let closed = DurableQueueError(.closed, "the queue was closed")
+    /// A `.connectionLost` error, to catch any: `catch DurableQueueError.connectionLost { … }`.
     public static let connectionLost = DurableQueueError(.connectionLost, "the connection broke during the operation")
 
     /// `catch DurableQueueError.empty { … }` catches any `.empty`, whatever its details.

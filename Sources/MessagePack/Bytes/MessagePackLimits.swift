@@ -17,6 +17,8 @@ public struct MessagePackLimits: Sendable, Hashable {
     /// The most bytes of input to one `decode` call (or one value of a stream).
     public var maxInputLength: Int = 1 << 31
 
+    /// The default limits: 32 levels, 2^24 elements or pairs a container, 2^28 bytes a
+    /// string, 2^30 bytes a binary or extension value, 2^31 bytes of input.
     public init() {}
 
     /// The depth msgpack-c's unpacker can hold (`MSGPACK_EMBED_STACK_SIZE`).

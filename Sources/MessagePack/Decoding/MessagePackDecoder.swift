@@ -41,6 +41,8 @@ public final class MessagePackDecoder: Sendable {
     /// what it learned of the types it met.
     private let storage = _CoderOptions<_MessagePackDecoder>(Options())
 
+    /// A decoder with the default options: dates from timestamps, the default
+    /// ``MessagePackLimits``, no `userInfo`.
     public init() {}
 
     /// Dates from timestamps (default) or numbers.
@@ -73,6 +75,10 @@ public final class MessagePackDecoder: Sendable {
     }
 
     /// Decodes a value from MessagePack bytes that hold exactly that one value.
+    /// - Parameters:
+    ///   - type: The type to decode.
+    ///   - data: The MessagePack bytes.
+    /// - Throws: `DecodingError`, as ``decode(_:from:)-(_,[UInt8])``.
     public func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         try data.withUnsafeBytes { try decode(type, from: $0) }
     }

@@ -59,6 +59,8 @@ public final class MessagePackEncoder: Sendable {
     /// The options, and an encoder kept from the last call with its buffers.
     private let storage = _CoderOptions<_MessagePackEncoder>(Options())
 
+    /// An encoder with the default options: string keys, structs as maps, dates as
+    /// timestamps, dictionary keys sorted, no `userInfo`.
     public init() {}
 
     /// Keys as strings (default) or integers.

@@ -24,6 +24,10 @@ public struct MessagePackStreamDecoder: Sendable {
     /// Decodes the values; its date strategy and user info apply.
     public var decoder: MessagePackDecoder
 
+    /// A stream decoder with no bytes yet.
+    /// - Parameters:
+    ///   - limits: What each value's headers are checked against as they arrive.
+    ///   - decoder: Decodes the values ``next(_:)`` returns, with its options.
     public init(limits: MessagePackLimits = MessagePackLimits(), decoder: MessagePackDecoder = MessagePackDecoder()) {
         self.limits = limits
         self.decoder = decoder

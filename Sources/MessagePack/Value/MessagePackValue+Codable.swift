@@ -4,6 +4,8 @@
 /// nearest plain form: binary as an array of bytes, timestamps and extensions as
 /// their keyed forms, maps with non-string keys as arrays of `[key, value]` pairs.
 extension MessagePackValue: Codable {
+    /// Writes the value: itself with `MessagePackEncoder`, its nearest plain form with
+    /// other encoders.
     public func encode(to encoder: any Encoder) throws {
         switch self {
         case .nil:
@@ -33,6 +35,9 @@ extension MessagePackValue: Codable {
         }
     }
 
+    /// Reads a value: whatever the bytes hold with `MessagePackDecoder`; with other
+    /// decoders, the first of nil, bool, integer, floating point, string, array and
+    /// map (string keys) that the input reads as.
     public init(from decoder: any Decoder) throws {
         if let container = try? decoder.singleValueContainer() {
             if container.decodeNil() { self = .nil; return }

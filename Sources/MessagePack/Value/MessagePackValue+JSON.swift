@@ -61,11 +61,13 @@ public struct MessagePackJSONError: Error, CustomStringConvertible, Hashable, Se
     /// The offset of the problem in the UTF-8 bytes of the text, from 0.
     public var offset: Int
 
+    /// An error saying `message` about the text at byte `offset`.
     public init(message: String, offset: Int) {
         self.message = message
         self.offset = offset
     }
 
+    /// `Invalid JSON at offset <offset>: <message>`.
     public var description: String { "Invalid JSON at offset \(offset): \(message)" }
 }
 

@@ -10,7 +10,9 @@
 /// let back = try MessagePackValue(bytes: bytes)   // == value
 /// ```
 public enum MessagePackValue: Sendable {
+    /// Nil: Python's `None`, and what an absent `Optional` encodes as.
     case `nil`
+    /// A boolean.
     case bool(Bool)
     /// A signed integer. Values decoded from the bytes are `.int` when negative, `.uint` otherwise.
     case int(Int64)
@@ -20,8 +22,11 @@ public enum MessagePackValue: Sendable {
     case float(Float)
     /// A float 64.
     case double(Double)
+    /// A string (MessagePack's str), valid UTF-8.
     case string(String)
+    /// Bytes (MessagePack's bin): what `Data` and `[UInt8]` encode as.
     case binary([UInt8])
+    /// An array of values.
     case array([MessagePackValue])
     /// A map, its pairs in order.
     case map([(key: MessagePackValue, value: MessagePackValue)])
@@ -57,6 +62,8 @@ extension MessagePackValue: Equatable {
 }
 
 extension MessagePackValue: Hashable {
+    /// Hashes the value so that equal values, as `==` sees them (`.int(5)` and
+    /// `.uint(5)`, NaN and NaN), hash alike.
     public func hash(into hasher: inout Hasher) {
         switch self {
         case .nil: hasher.combine(0)
@@ -80,9 +87,11 @@ extension MessagePackValue: Hashable {
 }
 
 extension MessagePackValue: ExpressibleByNilLiteral {
+    /// `nil` is ``nil``.
     public init(nilLiteral: ()) { self = .nil }
 }
 extension MessagePackValue: ExpressibleByBooleanLiteral {
+    /// `true` and `false` are ``bool(_:)``.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
 }
 extension MessagePackValue: ExpressibleByIntegerLiteral {
@@ -90,12 +99,15 @@ extension MessagePackValue: ExpressibleByIntegerLiteral {
     public init(integerLiteral value: Int64) { self = value >= 0 ? .uint(UInt64(value)) : .int(value) }
 }
 extension MessagePackValue: ExpressibleByFloatLiteral {
+    /// A floating-point literal is ``double(_:)``, a float 64.
     public init(floatLiteral value: Double) { self = .double(value) }
 }
 extension MessagePackValue: ExpressibleByStringLiteral {
+    /// A string literal is ``string(_:)``.
     public init(stringLiteral value: String) { self = .string(value) }
 }
 extension MessagePackValue: ExpressibleByArrayLiteral {
+    /// An array literal is ``array(_:)``.
     public init(arrayLiteral elements: MessagePackValue...) { self = .array(elements) }
 }
 extension MessagePackValue: ExpressibleByDictionaryLiteral {

@@ -29,8 +29,10 @@ extension Connection {
     // MARK: Receiving
 
     /// Receives one frame and decodes it as `T`, suspending until it has arrived.
-    /// - Parameter timeout: How long to wait for the whole frame; `nil` waits as
-    ///   long as it takes. A frame begun when the time runs out stays for the next receive.
+    /// - Parameters:
+    ///   - type: The type to decode (inferred from the context when left out).
+    ///   - timeout: How long to wait for the whole frame; `nil` waits as long as it
+    ///     takes. A frame begun when the time runs out stays for the next receive.
     /// - Throws: `ConnectionError` (`.timedOut`, and as `receiveBytes`), the
     ///   decoder's `DecodingError` (the frame is consumed), `CancellationError`.
     public func receive<T: Decodable>(_ type: T.Type = T.self, timeout: Duration? = nil) async throws -> T {
@@ -88,14 +90,18 @@ extension Connection {
     public struct Messages<Element: Decodable>: AsyncSequence, Sendable {
         let connection: Connection
 
+        /// An iterator that receives the frames.
         public func makeAsyncIterator() -> AsyncIterator {
             AsyncIterator(connection: connection)
         }
 
+        /// Receives the frames one at a time, each as `Element`.
         public struct AsyncIterator: AsyncIteratorProtocol {
             let connection: Connection
             var finished = false
 
+            /// The next frame's value; nil when the other end closed at a frame boundary
+            /// or this connection was closed.
             public mutating func next() async throws -> Element? {
                 guard !finished else { return nil }
                 do {

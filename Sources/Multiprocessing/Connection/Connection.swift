@@ -24,8 +24,9 @@ public final class Connection: Sendable {
     /// Reading or writing it directly is outside the connection's knowledge: once
     /// `close()` was called, its number may already name another file.
     public let fileDescriptor: FileDescriptor
-    /// Whether this end reads (`receive`) and writes (`send`).
+    /// Whether this end reads (`receive`): false for the write end of a one-way pipe.
     public let isReadable: Bool
+    /// Whether this end writes (`send`): false for the read end of a one-way pipe.
     public let isWritable: Bool
 
     private let state: Mutex<State>
@@ -343,7 +344,9 @@ public final class Connection: Sendable {
     }
 
     /// Receives one frame and decodes it as `T`.
-    /// - Parameter timeout: How long to wait for a frame to begin; `nil` waits forever.
+    /// - Parameters:
+    ///   - type: The type to decode (inferred from the context when left out).
+    ///   - timeout: How long to wait for a frame to begin; `nil` waits forever.
     /// - Throws: `ConnectionError` (`.timedOut` when no frame began in time, and as
     ///   `receiveBytes`), or the decoder's `DecodingError` (the frame is consumed).
     public func receive<T: Decodable>(_ type: T.Type = T.self, timeout: Duration? = nil) throws -> T {

@@ -5,6 +5,7 @@ public struct ConnectionError: Error, Hashable, Sendable, CustomStringConvertibl
     /// What went wrong.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         let name: String
+        /// The code's name, such as `endOfFile`.
         public var description: String { name }
 
         /// The connection was closed by this process.
@@ -25,6 +26,7 @@ public struct ConnectionError: Error, Hashable, Sendable, CustomStringConvertibl
         public static let system = Code(name: "system")
     }
 
+    /// What went wrong: compare it, `error.code == .endOfFile`.
     public let code: Code
     /// The system's error, for `.system`.
     public let underlyingError: Errno?
@@ -40,5 +42,6 @@ public struct ConnectionError: Error, Hashable, Sendable, CustomStringConvertibl
         ConnectionError(.system, "\(doing): \(errno)", underlyingError: errno)
     }
 
+    /// `Connection error (<code>): <what happened>`.
     public var description: String { "Connection error (\(code)): \(detail)" }
 }

@@ -43,12 +43,15 @@ extension ProcessPool {
     /// What `map` gives: the outputs in the inputs' order. (The outputs are decoded
     /// here, by the consumer, not by the thread that reads the workers' replies.)
     public struct Outputs<Output: Codable & Sendable>: AsyncSequence, Sendable {
+        /// Each input's output.
         public typealias Element = Output
+        /// Any error: the first failure ends the sequence with it.
         public typealias Failure = any Error
         let stream: AsyncThrowingStream<[UInt8], any Error>
         let feed: _MapFeed
         let decoder: MessagePackDecoder
 
+        /// Gives the outputs one at a time, in the inputs' order.
         public struct AsyncIterator: AsyncIteratorProtocol {
             var outputs: AsyncThrowingStream<[UInt8], any Error>.Iterator
             let feed: _MapFeed
@@ -56,6 +59,9 @@ extension ProcessPool {
             var failed = false
             var unreported = 0
 
+            /// The next input's output, suspending until it has come; nil after the last.
+            /// - Throws: The first failure in the inputs' order, after which the map ends: a
+            ///   `ProcessPoolError`, or an input or output that does not encode or decode.
             public mutating func next() async throws -> Output? {
                 guard !failed, let bytes = try await outputs.next() else { return nil }
                 unreported += 1
@@ -74,6 +80,7 @@ extension ProcessPool {
             }
         }
 
+        /// An iterator over the outputs.
         public func makeAsyncIterator() -> AsyncIterator {
             AsyncIterator(outputs: stream.makeAsyncIterator(), feed: feed, decoder: decoder)
         }
@@ -92,18 +99,22 @@ extension ProcessPool {
 
     /// What `mapUnordered` gives: each input's outcome as it finishes.
     public struct Completions<Output: Codable & Sendable>: AsyncSequence, Sendable {
+        /// Each input's outcome, failures included.
         public typealias Element = Completion<Output>
+        /// Never: a failure is a completion's `result`.
         public typealias Failure = Never
         let stream: AsyncStream<_MapFeed.Outcome>
         let feed: _MapFeed
         let decoder: MessagePackDecoder
 
+        /// Gives the outcomes one at a time, as the tasks finish.
         public struct AsyncIterator: AsyncIteratorProtocol {
             var outcomes: AsyncStream<_MapFeed.Outcome>.Iterator
             let feed: _MapFeed
             let decoder: MessagePackDecoder
             var unreported = 0
 
+            /// The next outcome to finish, suspending until one has; nil after the last.
             public mutating func next() async -> Completion<Output>? {
                 guard let outcome = await outcomes.next() else { return nil }
                 unreported += 1
@@ -116,6 +127,7 @@ extension ProcessPool {
             }
         }
 
+        /// An iterator over the outcomes.
         public func makeAsyncIterator() -> AsyncIterator {
             AsyncIterator(outcomes: stream.makeAsyncIterator(), feed: feed, decoder: decoder)
         }

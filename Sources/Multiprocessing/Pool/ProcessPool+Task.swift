@@ -11,9 +11,11 @@ extension ProcessPool {
     /// try ChildProcess.bootstrap([thumbnail])
     /// ```
     public struct Task<Input: Codable & Sendable, Output: Codable & Sendable>: ChildProcessEntry, _PoolTaskBody {
+        /// The name the pool sends its workers to say which task to run.
         public let name: String
         let body: @Sendable (Input) throws -> Output
 
+        /// A task whose body is Swift, run in this program's workers.
         /// - Parameters:
         ///   - name: How the pool names the task to its workers; unique in a program.
         ///   - body: The work, run in a worker process. What it throws reaches the
@@ -64,6 +66,12 @@ extension ProcessPool {
         let name: String
         let argument: [UInt8]
 
+        /// Each new worker runs `entry` with `argument` before its first task.
+        /// - Parameters:
+        ///   - entry: An entry registered in the workers' `ChildProcess.bootstrap`.
+        ///   - argument: Its argument, encoded once, here.
+        /// - Throws: The encoder's `EncodingError` for an argument that cannot be encoded
+        ///   (one holding a connection or a queue, say).
         public init<Argument>(_ entry: ChildProcess.Entry<Argument>, _ argument: Argument) throws {
             self.name = entry.name
             self.argument = try MessagePackEncoder().encode(argument)

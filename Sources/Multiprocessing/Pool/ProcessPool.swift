@@ -238,9 +238,12 @@ public final class ProcessPool: Sendable {
     // MARK: Calls
 
     /// Runs `task` on `input` in a worker and returns its output.
-    /// - Parameter timeout: How long the task may run (default: the pool's), counted
-    ///   from when it begins in a worker, not while it waits for one; past it, the
-    ///   worker is killed and the task fails `.timedOut`.
+    /// - Parameters:
+    ///   - task: The task, registered in the workers' `ChildProcess.bootstrap`.
+    ///   - input: Its input, sent to the worker as MessagePack.
+    ///   - timeout: How long the task may run (default: the pool's), counted from when it
+    ///     begins in a worker, not while it waits for one; past it, the worker is killed
+    ///     and the task fails `.timedOut`.
     /// - Throws: `ProcessPoolError` (`.taskFailed` with the thrown error's type and
     ///   description, `.workerDied`, `.timedOut`, `.shutDown`, `.unknownTask`);
     ///   `EncodingError`/`DecodingError` for the input and output;

@@ -43,6 +43,8 @@ extension ChildProcess {
     ///   thread and runs to the end even though the task is cancelled.
     ///
     /// - Parameters:
+    ///   - entry: What the child runs, as `start(_:_:)` starts it.
+    ///   - argument: The entry's argument, handed over as `start(_:_:)` hands it.
     ///   - gracePeriod: How long a child has, after SIGTERM, before SIGKILL.
     ///   - isolation: Where `body` runs: the caller's actor.
     ///   - body: What to do while the child runs.

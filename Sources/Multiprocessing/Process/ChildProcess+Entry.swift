@@ -6,9 +6,11 @@ extension ChildProcess {
     /// A function a child process can run, registered by name, with a typed
     /// argument: any `Codable` value, including connections and queues.
     public struct Entry<Argument: Codable & Sendable>: ChildProcessEntry {
+        /// The name the parent passes the child to say which entry to run.
         public let name: String
         let body: @Sendable (Argument) throws -> Void
 
+        /// An entry that runs `body` in a child started for `name`.
         /// - Parameters:
         ///   - name: How the parent names the entry to the child; unique in a program.
         ///   - body: What the child does with its argument. An error it throws goes

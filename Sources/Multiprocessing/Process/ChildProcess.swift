@@ -39,6 +39,7 @@ public final class ChildProcess: Sendable {
             self = signal == 0 ? .exited((status & 0xff00) >> 8) : .signaled(signal)
         }
 
+        /// `exited with code <code>` or `ended by signal <signal>`.
         public var description: String {
             switch self {
             case .exited(let code): "exited with code \(code)"

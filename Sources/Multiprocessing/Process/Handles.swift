@@ -105,6 +105,8 @@ extension Connection: Codable {
         var writable: Bool
     }
 
+    /// Hands the connection to a child: only inside a child's start argument (as Python
+    /// shares a queue only by inheritance); anywhere else this throws.
     public func encode(to encoder: any Encoder) throws {
         let table = try _HandleTable.forEncoding(encoder, "Connection")
         // A closed connection's number may already name another file: never hand that over
@@ -118,6 +120,7 @@ extension Connection: Codable {
         try Handle(index: index, readable: isReadable, writable: isWritable).encode(to: encoder)
     }
 
+    /// The connection a parent handed to this child.
     public convenience init(from decoder: any Decoder) throws {
         let table = try _HandleTable.forDecoding(decoder, "Connection")
         let handle = try Handle(from: decoder)

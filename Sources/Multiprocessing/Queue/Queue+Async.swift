@@ -133,9 +133,11 @@ extension JoinableQueue {
 /// with a `.done` case, or an optional `Element`). Cancelling the task ends the
 /// loop with `CancellationError`, having taken nothing.
 extension Queue: AsyncSequence {
+    /// Takes the queue's items one at a time, with the async `get`.
     public struct AsyncIterator: AsyncIteratorProtocol {
         let queue: Queue<Element>
 
+        /// The next item, suspending until one comes; nil once this process closed the queue.
         public mutating func next() async throws -> Element? {
             do {
                 return try await queue.get()
@@ -145,6 +147,7 @@ extension Queue: AsyncSequence {
         }
     }
 
+    /// An iterator that takes the queue's items as they come.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(queue: self)
     }

@@ -6,6 +6,7 @@ public struct QueueError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What went wrong.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         let name: String
+        /// The code's name, such as `full`.
         public var description: String { name }
 
         /// `put` timed out, or `putNowait` found the queue full (Python's `queue.Full`).
@@ -25,6 +26,7 @@ public struct QueueError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let system = Code(name: "system")
     }
 
+    /// What went wrong: compare it, `error.code == .full`, or catch by it, `catch QueueError.full`.
     public let code: Code
     /// The system's error, for `.system`.
     public let underlyingError: Errno?
@@ -36,9 +38,13 @@ public struct QueueError: Error, Hashable, Sendable, CustomStringConvertible {
         self.detail = detail ?? Self.defaultDetail(code)
     }
 
+    /// A `.full` error, to catch any: `catch QueueError.full { … }`.
     public static let full = QueueError(.full)
+    /// An `.empty` error, to catch any: `catch QueueError.empty { … }`.
     public static let empty = QueueError(.empty)
+    /// A `.closed` error, to catch any: `catch QueueError.closed { … }`.
     public static let closed = QueueError(.closed)
+    /// A `.taskDoneTooOften` error, to catch any: `catch QueueError.taskDoneTooOften { … }`.
     public static let taskDoneTooOften = QueueError(.taskDoneTooOften)
 
     static func system(_ errno: Errno, _ doing: String) -> QueueError {
@@ -57,6 +63,7 @@ public struct QueueError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// Errors compare by their code: `#expect(throws: QueueError.full)` matches any `.full`.
     public static func == (a: QueueError, b: QueueError) -> Bool { a.code == b.code }
+    /// Hashes the code alone, as `==` compares.
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
     /// `catch QueueError.full { … }` catches any `.full`.
@@ -64,5 +71,6 @@ public struct QueueError: Error, Hashable, Sendable, CustomStringConvertible {
         (error as? QueueError)?.code == pattern.code
     }
 
+    /// `Queue error (<code>): <what happened>`.
     public var description: String { "Queue error (\(code)): \(detail)" }
 }

@@ -3,6 +3,7 @@
 public final class SimpleQueue<Element: Codable & Sendable>: Codable, Sendable {
     private let queue: Queue<Element>
 
+    /// An empty queue, in shared memory of its own (`Queue.defaultBufferSize`).
     /// - Throws: `QueueError` (`.system`) if the shared memory cannot be made.
     public init() throws {
         queue = try Queue(maxsize: 0)
@@ -44,6 +45,7 @@ public final class SimpleQueue<Element: Codable & Sendable>: Codable, Sendable {
     /// Handed to a child with its start argument, as a `Queue` is.
     public func encode(to encoder: any Encoder) throws { try queue.encode(to: encoder) }
 
+    /// The queue a parent handed to this child.
     public init(from decoder: any Decoder) throws {
         queue = try Queue(from: decoder)
     }
