@@ -52,7 +52,7 @@ let package = Package(
         ),
         // `make demo`: the seed's queue programs between processes, and the codec.
         .executableTarget(name: "Demo", dependencies: ["MessagePack", "Multiprocessing"]),
-        // The usage example, compiled as written.
+        // The README's first example, compiled as written (`make demo` runs it).
         .executableTarget(name: "Shop", dependencies: ["Multiprocessing"], path: "Examples/Shop"),
         // The README's async example, compiled as written.
         .executableTarget(name: "AsyncShop", dependencies: ["Multiprocessing"], path: "Examples/AsyncShop"),

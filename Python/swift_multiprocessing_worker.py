@@ -1,8 +1,9 @@
 """A Python worker for swift-multiprocessing's ProcessPool.
 
 The pool starts this program with its connection at descriptor 3 (a duplex Unix
-socket, in Python's multiprocessing.connection framing) and sends one request at
-a time; the worker answers each before it reads the next. Every frame holds one
+socket, in Python's multiprocessing.connection framing). It may send several
+requests before the first reply; the worker runs them in the order they came and
+answers each, in that order, before it runs the next. Every frame holds one
 MessagePack map (see the README, "Process pool: the worker protocol"):
 
     request  {"id": int, "task": str, "input": bin}    input: the argument, as MessagePack

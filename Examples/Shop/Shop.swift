@@ -1,4 +1,4 @@
-// The usage the Multiprocessing issue gives, as written there: it must compile
+// The README's first example, as written there: it must compile
 // and work. `make demo` runs it after the seed's programs.
 import Foundation
 import Multiprocessing

@@ -6,13 +6,9 @@
 #include <stdint.h>
 #include <string.h>
 
-// msgpack_sbuffer_write with its common case inline. msgpack-c's packer hands
-// its write callback 1 to 9 bytes at a time (a header, a number), and for those a
-// call to memcpy costs more than the copy: fixed sizes compile to plain moves.
-// Growing the buffer is msgpack_sbuffer_write's.
 // A copy of up to 16 bytes as two possibly overlapping fixed-size moves: the short
 // bodies of keys and small strings, for which libc's memcpy (a call through the PLT
-// and a dispatch on the length) costs more than the copy.
+// and a dispatch on the length) costs more than the copy. `out` and `buf` do not overlap.
 static inline void swiftmp_copy_short(char *out, const char *buf, size_t len) {
     if (len >= 8) {
         uint64_t head, tail;
@@ -27,6 +23,10 @@ static inline void swiftmp_copy_short(char *out, const char *buf, size_t len) {
     }
 }
 
+// msgpack_sbuffer_write with its common case inline. msgpack-c's packer hands
+// its write callback 1 to 9 bytes at a time (a header, a number), and for those a
+// call to memcpy costs more than the copy: fixed sizes compile to plain moves.
+// Growing the buffer is msgpack_sbuffer_write's.
 static inline int swiftmp_sbuffer_write(void *data, const char *buf, size_t len) {
     msgpack_sbuffer *sbuf = (msgpack_sbuffer *)data;
     if (sbuf->alloc - sbuf->size >= len) {

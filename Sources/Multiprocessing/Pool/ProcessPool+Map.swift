@@ -197,9 +197,12 @@ final class _MapFeed: Sendable {
         let encoder = pool.encoder
         self.encode = { range in try inputs[range].map { try encoder.encode($0) } }
         self.inputCount = inputs.count
-        self.chunkSize = Swift.max(1, chunkSize)
+        // No larger than the inputs: the window and the chunk count stay far from overflow.
+        self.chunkSize = Swift.max(1, Swift.min(chunkSize, inputs.count))
         self.chunkCount = (inputs.count + self.chunkSize - 1) / self.chunkSize
         self.sink = sink
+        // What keeps a map from stalling with outcomes unreported (`reportEvery`).
+        assert(window - batch * self.chunkSize > Self.reportEvery)
     }
 
     /// Inputs given and not yet taken by the consumer, at most: enough to keep every
@@ -218,7 +221,9 @@ final class _MapFeed: Sendable {
     }
 
     /// The consumer says how many outcomes it took every this many (a lock each
-    /// time): the window is 16 times longer, so the lag holds back nothing.
+    /// time). None is held back for it: when `pump` waits for room for a batch, more
+    /// than the window less a batch (at least 56 inputs, see `init`) are out, so
+    /// more than `reportEvery` outcomes are still to come, and with them a report.
     static let reportEvery = 16
 
     /// The consumer took `count` outcomes: the window moves on.
@@ -248,7 +253,7 @@ final class _MapFeed: Sendable {
     private var batch: Int { Swift.max(1, window / chunkSize / 8) }
 
     /// Gives chunks to the pool, a batch at a time, while the window has room for a
-    /// batch (or for all that is left): in a loop, never by recursion (a pool that
+    /// whole batch (or for all that is left): in a loop, never by recursion (a pool that
     /// refuses a job at once calls `finished` on this very stack), and on one thread
     /// at a time.
     private func pump() {
@@ -262,7 +267,7 @@ final class _MapFeed: Sendable {
             let left = chunkCount - state.given
             let out = state.given * chunkSize - state.consumed
             let room = Swift.max(0, (window - out + chunkSize - 1) / chunkSize)
-            let count = Swift.min(room, left)
+            let count = Swift.min(room, left, batch)
             guard !state.ended, count > 0, count >= Swift.min(batch, left) else {
                 state.giving = false
                 return nil
@@ -281,8 +286,7 @@ final class _MapFeed: Sendable {
             for (chunk, job) in zip(chunks, jobs) { state.jobs[chunk] = job }
             return true
         }) else {
-            for job in jobs { pool.forget(job) }
-            return
+            return pool.forget(jobs)
         }
         var submissions: [ProcessPool.Submission] = []
         submissions.reserveCapacity(chunks.count)

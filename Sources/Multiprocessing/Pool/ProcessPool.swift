@@ -326,14 +326,21 @@ public final class ProcessPool: Sendable {
         state.withLock { state in
             let first = state.nextJob + 1
             state.nextJob += UInt64(count)
-            for id in first...state.nextJob { state.issued[id] = false }
-            return first..<state.nextJob + 1
+            for id in first..<first + UInt64(count) { state.issued[id] = false }
+            return first..<first + UInt64(count)
         }
     }
 
     /// Gives back an id from `newJobID` that will not be queued.
     func forget(_ id: UInt64) {
-        state.withLock { _ = $0.issued.removeValue(forKey: id) }
+        forget(id..<id + 1)
+    }
+
+    /// Gives back ids from `newJobIDs` that will not be queued, in one turn of the lock.
+    func forget(_ ids: Range<UInt64>) {
+        state.withLock { state in
+            for id in ids { state.issued.removeValue(forKey: id) }
+        }
     }
 
     /// A job for `enqueue`: its id (from `newJobID`), its inputs (MessagePack each;

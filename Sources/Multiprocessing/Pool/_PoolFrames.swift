@@ -122,8 +122,9 @@ extension _PoolReply.Outcome {
 enum _PoolFrame {
     static func forEachField(of value: MessagePackValue, _ what: String, _ body: (String, MessagePackValue) throws -> Void) throws {
         guard case .map(let pairs) = value else { throw violation("\(what) is not a map") }
+        // Fields this side does not know, whatever their key, are left alone.
         for (key, value) in pairs where value != .nil {
-            guard case .string(let name) = key else { throw violation("\(what) has a key that is not a string") }
+            guard case .string(let name) = key else { continue }
             try body(name, value)
         }
     }
@@ -132,7 +133,7 @@ enum _PoolFrame {
         switch value {
         case .uint(let id): return id
         case .int(let id) where id >= 0: return UInt64(id)
-        default: throw violation("a frame has no id")
+        default: throw violation("a frame's id is missing or not a non-negative integer")
         }
     }
 
