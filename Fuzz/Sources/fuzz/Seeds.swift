@@ -30,6 +30,17 @@ func writeSeeds(to corpus: URL, fixtures: URL) throws -> Int {
             try write(.json, Array(value.json().utf8))
         }
     }
+    // The pool's frames, as the pool and a worker make them (see the README's protocol table).
+    let output = try MessagePackValue.int(42).bytes()
+    for frame: MessagePackValue in [
+        .map([("id", .uint(1)), ("task", "add-one"), ("input", .binary(output))]),
+        .map([("id", .uint(2)), ("task", "add-one"), ("inputs", .array([.binary(output), .binary(output)]))]),
+        .map([("id", .uint(1)), ("output", .binary(output))]),
+        .map([("id", .uint(3)), ("error", .map([("type", "ValueError"), ("description", "no")]))]),
+        .map([("id", .uint(2)), ("results", .array([.map([("output", .binary(output))]), .map([("error", .map([("type", "unknownTask"), ("description", "?")]))])]))]),
+    ] {
+        try write(.pool, try frame.bytes())
+    }
     let frames = fixtures.appendingPathComponent("frames")
     for name in try files.contentsOfDirectory(atPath: frames.path).sorted() where name.hasSuffix(".bin") {
         try write(.connection, [0, 0] + Array(try Data(contentsOf: frames.appendingPathComponent(name))))

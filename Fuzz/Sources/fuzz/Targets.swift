@@ -8,7 +8,8 @@ import SystemPackage
 /// Each route checks more than "no crash": what it accepts must survive a round trip,
 /// and it may only throw the errors its documentation names.
 enum Route: UInt8, CaseIterable {
-    case typed, value, stream, json, connection, queue
+    // New routes go last: a kept input's first byte must keep picking its route.
+    case typed, value, stream, json, connection, queue, pool
 
     static func of(_ byte: UInt8) -> Route { allCases[Int(byte) % allCases.count] }
 
@@ -33,6 +34,7 @@ func run(_ input: [UInt8]) {
     case .json: json(payload)
     case .connection: connection(payload)
     case .queue: queue(payload)
+    case .pool: pool(payload)
     }
 }
 
@@ -352,4 +354,20 @@ func queueSegments() -> Set<Int32> {
 
 func hex(_ bytes: [UInt8]) -> String {
     bytes.map { String(format: "%02x", $0) }.joined()
+}
+
+// MARK: The pool's worker protocol
+
+/// Payload: a frame from a worker (a reply) or from the pool (a request), read as
+/// each. What reads makes a frame that reads back to the same frame.
+func pool(_ payload: [UInt8]) {
+    let (request, reply) = _readPoolFrames(payload)
+    for (what, made) in [("request", request), ("reply", reply)] {
+        guard let made else { continue }
+        let again = _readPoolFrames(made)
+        let remade = what == "request" ? again.request : again.reply
+        if remade != made {
+            finding("a pool \(what) read from \(hex(payload)) made \(hex(made)), which reads back as \(remade.map(hex) ?? "no frame")")
+        }
+    }
 }

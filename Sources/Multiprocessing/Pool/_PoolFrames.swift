@@ -146,3 +146,12 @@ enum _PoolFrame {
         ProcessPoolError(.system, "the worker protocol was broken: \(description)")
     }
 }
+
+/// For the fuzzer: reads `bytes` as a request and as a reply, as a pool worker and
+/// the pool do, and makes the frame again from what was read. Each is nil where
+/// the bytes are not such a frame (a thrown error); anything else is a finding.
+@_spi(Fuzzing) public func _readPoolFrames(_ bytes: [UInt8]) -> (request: [UInt8]?, reply: [UInt8]?) {
+    let request = try? _PoolRequest(frame: bytes).bytes()
+    let reply = try? _PoolReply(frame: bytes).bytes()
+    return (request, reply)
+}
