@@ -48,7 +48,7 @@ test:
 
 # The fuzzer (Fuzz/): libFuzzer with AddressSanitizer on every way bytes come in —
 # typed decoding, MessagePackValue, the stream decoder, tagged JSON, and the
-# Connection and Queue readers. `make fuzz FUZZ_SECONDS=3600` for an hour.
+# Connection and Queue readers, and the pool's frames. `make fuzz FUZZ_SECONDS=3600` for an hour.
 # FUZZ_FLAGS adds libFuzzer flags (`make test` fixes the seed, so its pass repeats).
 FUZZ_SECONDS ?= 600
 fuzz: deps fuzz-build
