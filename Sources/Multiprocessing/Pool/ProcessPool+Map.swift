@@ -64,11 +64,7 @@ extension ProcessPool {
             ///   `ProcessPoolError`, or an input or output that does not encode or decode.
             public mutating func next() async throws -> Output? {
                 guard !failed, let bytes = try await outputs.next() else { return nil }
-                unreported += 1
-                if unreported == _MapFeed.reportEvery {
-                    feed.consumed(unreported)
-                    unreported = 0
-                }
+                feed.took(&unreported)
                 do {
                     return try decoder.decode(Output.self, from: bytes)
                 } catch {
@@ -117,11 +113,7 @@ extension ProcessPool {
             /// The next outcome to finish, suspending until one has; nil after the last.
             public mutating func next() async -> Completion<Output>? {
                 guard let outcome = await outcomes.next() else { return nil }
-                unreported += 1
-                if unreported == _MapFeed.reportEvery {
-                    feed.consumed(unreported)
-                    unreported = 0
-                }
+                feed.took(&unreported)
                 let decoder = decoder
                 return Completion(index: outcome.index, result: Result { try decoder.decode(Output.self, from: outcome.result.get()) })
             }
@@ -226,8 +218,18 @@ final class _MapFeed: Sendable {
     /// more than `reportEvery` outcomes are still to come, and with them a report.
     static let reportEvery = 16
 
+    /// The consumer took one more outcome; it counts them in `unreported` and reports
+    /// them every `reportEvery`.
+    func took(_ unreported: inout Int) {
+        unreported += 1
+        if unreported == Self.reportEvery {
+            consumed(unreported)
+            unreported = 0
+        }
+    }
+
     /// The consumer took `count` outcomes: the window moves on.
-    func consumed(_ count: Int) {
+    private func consumed(_ count: Int) {
         state.withLock { $0.consumed += count }
         pump()
     }

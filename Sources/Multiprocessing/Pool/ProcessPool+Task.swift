@@ -123,8 +123,7 @@ extension ProcessPool {
             if let inputs = request.inputs {
                 reply.results = inputs.map(run)
             } else {
-                let outcome = run(request.input ?? [])
-                (reply.output, reply.error) = (outcome.output, outcome.error)
+                reply.outcome = run(request.input ?? [])
             }
             do { try start.connection.sendBytes(reply.bytes()) } catch { _exit(code: 0) }
         }

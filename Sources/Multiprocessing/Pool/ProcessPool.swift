@@ -172,6 +172,13 @@ public final class ProcessPool: Sendable {
 
         var hasWork: Bool { !pending.isEmpty || !running.isEmpty }
 
+        /// The `shutdown()` calls to resume, once no job is left; they are resumed outside the lock.
+        mutating func takeDrainWaiters() -> [CheckedContinuation<Void, Never>] {
+            guard !hasWork else { return [] }
+            defer { drainWaiters.removeAll() }
+            return drainWaiters
+        }
+
         /// The least loaded worker that may take jobs, the next of `size` bytes first,
         /// if any, and how many. A worker of short tasks takes more once it is down
         /// to half its depth, and then is filled: its requests go in one write, not
@@ -579,7 +586,7 @@ public final class ProcessPool: Sendable {
                 }
                 state.seats[worker.id] = seat
                 let job = state.running.removeValue(forKey: reply.id)
-                if !state.hasWork { swap(&drained, &state.drainWaiters) }
+                drained = state.takeDrainWaiters()
                 if !retire { dispatched = dispatch(&state) }
                 return .some(job)
             }
@@ -589,7 +596,7 @@ public final class ProcessPool: Sendable {
             }
             start(timers)
             if let job, !job.answered {
-                let outcomes = (reply.results ?? [_PoolReply.Outcome(output: reply.output, error: reply.error)]).map {
+                let outcomes = (reply.results ?? [reply.outcome]).map {
                     Self.outcome($0, worker: worker.id)
                 }
                 if outcomes.count == job.inputCount {
@@ -685,12 +692,7 @@ public final class ProcessPool: Sendable {
     }
 
     private func wakeDrainWaiters() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard !state.hasWork else { return [] }
-            defer { state.drainWaiters.removeAll() }
-            return state.drainWaiters
-        }
-        for waiter in waiters { waiter.resume() }
+        for waiter in state.withLock({ $0.takeDrainWaiters() }) { waiter.resume() }
     }
 }
 

@@ -46,8 +46,9 @@ struct _PoolRequest: Sendable {
     }
 }
 
-/// Worker → pool: request `id`'s output (MessagePack bytes) or its error; for a
-/// chunk, `results`, one outcome per input in order.
+/// Worker → pool: request `id`'s output (MessagePack bytes) or its error, its
+/// `outcome` (the frame's "output" or "error" field); for a chunk, `results`, one
+/// outcome per input in order.
 struct _PoolReply: Sendable {
     struct Failure: Sendable {
         var type: String
@@ -58,8 +59,7 @@ struct _PoolReply: Sendable {
         var error: Failure?
     }
     var id: UInt64
-    var output: [UInt8]?
-    var error: Failure?
+    var outcome = Outcome()
     var results: [Outcome]?
 
     init(id: UInt64) { self.id = id }
@@ -67,7 +67,7 @@ struct _PoolReply: Sendable {
     /// Its frame.
     func bytes() throws -> [UInt8] {
         var pairs: [(key: MessagePackValue, value: MessagePackValue)] = [("id", .uint(id))]
-        pairs += Outcome(output: output, error: error).pairs
+        pairs += outcome.pairs
         if let results { pairs.append(("results", .array(results.map { .map($0.pairs) }))) }
         return try MessagePackValue.map(pairs).bytes()
     }
@@ -89,7 +89,7 @@ struct _PoolReply: Sendable {
             }
         }
         guard let id else { throw _PoolFrame.violation("a reply has no id") }
-        (self.id, output, error, self.results) = (id, outcome.output, outcome.error, results)
+        (self.id, self.outcome, self.results) = (id, outcome, results)
     }
 }
 
