@@ -179,26 +179,20 @@ func speedScene() throws -> Bool {
         print("  Python's multiprocessing.Queue  skipped: there is no python3 on this machine's PATH")
     }
 
-    var held = true
-    func claim(_ holds: Bool, _ what: String) {
-        if !holds {
-            print("  FAILED: \(what)")
-            held = false
-        }
-    }
+    var claims = Claims()
     for (name, result) in [("Multiprocessing.Queue", swift)] + (python.map { [("Python's multiprocessing.Queue", $0)] } ?? []) {
-        claim(result.wrong == 0, "\(name): \(result.wrong) items were not the next one, whole")
-        claim(result.received == result.put, "\(name): the producers put \(result.put) items and \(result.received) arrived")
-        claim(result.failedProducers == 0, "\(name): \(result.failedProducers) producer processes failed")
-        claim(result.inTime > 0, "\(name): nothing arrived in \(speedSeconds) seconds")
+        claims.check(result.wrong == 0, "\(name): \(result.wrong) items were not the next one, whole")
+        claims.check(result.received == result.put, "\(name): the producers put \(result.put) items and \(result.received) arrived")
+        claims.check(result.failedProducers == 0, "\(name): \(result.failedProducers) producer processes failed")
+        claims.check(result.inTime > 0, "\(name): nothing arrived in \(speedSeconds) seconds")
     }
     let ratio = python.map { swiftRate / (Double($0.inTime) / Double(speedSeconds)) }
     if let ratio {
         print("  Multiprocessing.Queue moved \(String(format: "%.1f", ratio))x Python's items per second, here and now")
-        claim(ratio >= Double(speedMinimumRatio),
+        claims.check(ratio >= Double(speedMinimumRatio),
               "Multiprocessing.Queue should move at least \(speedMinimumRatio)x Python's items per second")
     }
-    if held {
+    if claims.held {
         print("  every item arrived once, in order and whole"
             + (ratio == nil ? "" : ", and the Swift queue moved at least \(speedMinimumRatio)x Python's items per second")
             + ": checked, it holds.")
@@ -207,7 +201,7 @@ func speedScene() throws -> Bool {
             print("  runs. `make bench` compares the two in longer runs, the median of 5 each.)")
         }
     }
-    return held
+    return claims.held
 }
 
 /// "812,345 items in 2 s: 406,172 items/s".

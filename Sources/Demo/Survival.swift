@@ -93,22 +93,16 @@ func crashSurvivalScene() throws -> Bool {
     let more = try? queue.get(timeout: .milliseconds(1500))
     print("  then the same queue again: put 42, got \(again); then \(more.map { "got \($0)" } ?? "nothing more"), \(queue.count) left")
 
-    var held = true
-    func claim(_ holds: Bool, _ what: String) {
-        if !holds {
-            print("  FAILED: \(what)")
-            held = false
-        }
-    }
-    claim(duplicated == 0, "\(duplicated) numbers arrived twice")
-    claim(lost >= 0 && lost <= 2, "\(lost) numbers lost, where each of the 2 killed processes may lose only the one it held")
-    claim(again == 42 && more == nil && queue.count == 0, "the queue did not work after the kills (count \(queue.count))")
-    if held {
+    var claims = Claims()
+    claims.check(duplicated == 0, "\(duplicated) numbers arrived twice")
+    claims.check(lost >= 0 && lost <= 2, "\(lost) numbers lost, where each of the 2 killed processes may lose only the one it held")
+    claims.check(again == 42 && more == nil && queue.count == 0, "the queue did not work after the kills (count \(queue.count))")
+    if claims.held {
         print("  nothing arrived twice, and no more was lost than the killed processes held: checked, it holds.")
         print("  (Python's documentation warns that a process killed while using a multiprocessing.Queue")
         print("  is likely to corrupt its data for every other process.)")
     }
-    return held
+    return claims.held
 }
 
 /// The pool's task for the pool scene: an input's square and the worker's pid, after 30 ms
@@ -136,26 +130,20 @@ func poolSurvivalScene() async throws -> Bool {
     print("  \(results.count) of 40 tasks returned their squares, on \(pids.count) worker processes in turn")
     for (input, error) in failures.sorted(by: { $0.key < $1.key }) { print("  input \(input) failed: \(error)") }
 
-    var held = true
-    func claim(_ holds: Bool, _ what: String) {
-        if !holds {
-            print("  FAILED: \(what)")
-            held = false
-        }
-    }
-    claim(failures.count == 1 && failures[13] != nil, "the crash should fail input 13 alone, not \(failures.keys.sorted())")
+    var claims = Claims()
+    claims.check(failures.count == 1 && failures[13] != nil, "the crash should fail input 13 alone, not \(failures.keys.sorted())")
     if let error = failures[13] as? ProcessPoolError {
-        claim(error.code == .workerDied && error.termination == .signaled(SIGSEGV),
+        claims.check(error.code == .workerDied && error.termination == .signaled(SIGSEGV),
               "input 13's error should name the worker's death by SIGSEGV: \(error)")
     } else {
-        claim(false, "input 13's error should be a ProcessPoolError")
+        claims.check(false, "input 13's error should be a ProcessPoolError")
     }
-    claim(results.count == 39 && results.allSatisfy { $0.value[0] == $0.key * $0.key }, "every other input's square should come back")
+    claims.check(results.count == 39 && results.allSatisfy { $0.value[0] == $0.key * $0.key }, "every other input's square should come back")
     // Two workers at the start; the one that crashed was replaced, so more than two ran tasks.
-    claim(pids.count >= 3, "a replacement worker should have run tasks (saw \(pids.count) workers)")
-    if held {
+    claims.check(pids.count >= 3, "a replacement worker should have run tasks (saw \(pids.count) workers)")
+    if claims.held {
         print("  one task failed with the worker's death named; the other 39 returned; a new worker took its place: checked, it holds.")
         print("  (Python's Pool.map waits for ever when a worker dies; ProcessPoolExecutor breaks the whole pool.)")
     }
-    return held
+    return claims.held
 }
