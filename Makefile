@@ -1,4 +1,4 @@
-# The two commands of the README's Quick start. Both install what is missing first.
+# The commands of the README's Quick start. Each installs what is missing first.
 .PHONY: demo demo-durable bench-durable test deps bench charts fixtures fuzz fuzz-build docs
 
 deps:
