@@ -285,6 +285,52 @@ struct ProcessPoolTests {
         }
     }
 
+    @Test("a map whose consumer leaves the loop early, is cancelled, or never iterates: what runs is stopped, and a cancelled map throws CancellationError",
+          .timeLimit(.minutes(2)))
+    func mapConsumerGone() async throws {
+        try await withProcessPool(workers: 2, gracePeriod: .milliseconds(500), executable: executable) { (pool) async throws in
+            // Hour-long tasks on both workers: the pool runs another task soon after
+            // only if the map stopped them.
+            let hours = [Double](repeating: 3600, count: 6)
+            func poolIsFreeAgain(_ what: String) async throws {
+                let start = ContinuousClock.now
+                #expect(try await pool.run(PoolTasks.addOne, 1) == 2, "\(what)")
+                #expect(ContinuousClock.now - start < .seconds(30), "\(what): the map's tasks were not stopped")
+            }
+
+            var outputs = 0
+            for try await _ in pool.map(PoolTasks.sleep, [0] + hours) {
+                outputs += 1
+                break
+            }
+            #expect(outputs == 1)
+            try await poolIsFreeAgain("left the loop early")
+
+            let ordered = Task {
+                var outputs = 0
+                for try await _ in pool.map(PoolTasks.sleep, hours) { outputs += 1 }
+                return outputs
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            ordered.cancel()
+            await #expect(throws: CancellationError.self) { try await ordered.value }
+            try await poolIsFreeAgain("map, cancelled")
+
+            let unordered = Task {
+                var outcomes = 0
+                for await _ in pool.mapUnordered(PoolTasks.sleep, hours) { outcomes += 1 }
+                return outcomes
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            unordered.cancel()
+            #expect(await unordered.value == 0, "mapUnordered, cancelled, ends with no outcome")
+            try await poolIsFreeAgain("mapUnordered, cancelled")
+
+            _ = pool.map(PoolTasks.sleep, hours)
+            try await poolIsFreeAgain("never iterated")
+        }
+    }
+
     @Test("an initializer runs in each new worker before its first task, replacements included")
     func initializer() async throws {
         try await withProcessPool(workers: 2, tasksPerWorker: 3, initializer: try .init(PoolTasks.initialize, "warm"), executable: executable) { (pool) async throws in

@@ -105,6 +105,21 @@ func option(_ name: String) -> String? {
     return arguments[flag + 1]
 }
 
+// `pool-bench profile ordered|unordered|chunked [tasks]`: only that case, once, for a
+// profiler (perf record -g), printing its tasks per second.
+if arguments.first == "profile" {
+    let count = arguments.count > 2 ? Int(arguments[2]) ?? 200_000 : 200_000
+    let figure: Double
+    switch arguments.count > 1 ? arguments[1] : "" {
+    case "ordered": figure = try tasksPerSecond(count, ordered: true)
+    case "unordered": figure = try tasksPerSecond(count, ordered: false)
+    case "chunked": figure = try tasksPerSecond(count, ordered: true, chunkSize: (count + 7) / 8)
+    default: wrong("usage: pool-bench profile ordered|unordered|chunked [tasks]")
+    }
+    print("profile \(arguments[1]): \(count) tasks, \(Int(figure)) tasks/s")
+    exit(0)
+}
+
 let quick = arguments.contains("--quick")
 let scale = quick ? 10 : 1
 let taskCount = 20_000 / scale

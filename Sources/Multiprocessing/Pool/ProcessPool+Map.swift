@@ -14,10 +14,9 @@ extension ProcessPool {
     public func map<Input, Output>(
         _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
     ) -> Outputs<Output> {
-        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
-        let feed = _MapFeed(pool: self, task: task, inputs: Array(inputs), chunkSize: chunkSize, sink: .ordered(continuation))
+        let feed = _MapFeed(pool: self, task: task, inputs: Array(inputs), chunkSize: chunkSize, ordered: true)
         feed.start()
-        return Outputs(stream: stream, feed: feed, decoder: decoder)
+        return Outputs(consumer: _MapConsumer(feed), decoder: decoder)
     }
 
     /// Each input's outcome as it finishes (Python's `imap_unordered`, with the
@@ -26,10 +25,9 @@ extension ProcessPool {
     public func mapUnordered<Input, Output>(
         _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
     ) -> Completions<Output> {
-        let (stream, continuation) = AsyncStream<_MapFeed.Outcome>.makeStream()
-        let feed = _MapFeed(pool: self, task: task, inputs: Array(inputs), chunkSize: chunkSize, sink: .unordered(continuation))
+        let feed = _MapFeed(pool: self, task: task, inputs: Array(inputs), chunkSize: chunkSize, ordered: false)
         feed.start()
-        return Completions(stream: stream, feed: feed, decoder: decoder)
+        return Completions(consumer: _MapConsumer(feed), decoder: decoder)
     }
 
     /// One input's outcome, from `mapUnordered`.
@@ -42,35 +40,54 @@ extension ProcessPool {
 
     /// What `map` gives: the outputs in the inputs' order. (The outputs are decoded
     /// here, by the consumer, not by the thread that reads the workers' replies.)
+    /// Iterate it once: its outputs are not kept for a second loop.
     public struct Outputs<Output: Codable & Sendable>: AsyncSequence, Sendable {
         /// Each input's output.
         public typealias Element = Output
         /// Any error: the first failure ends the sequence with it.
         public typealias Failure = any Error
-        let stream: AsyncThrowingStream<[UInt8], any Error>
-        let feed: _MapFeed
+        let consumer: _MapConsumer
         let decoder: MessagePackDecoder
 
         /// Gives the outputs one at a time, in the inputs' order.
         public struct AsyncIterator: AsyncIteratorProtocol {
-            var outputs: AsyncThrowingStream<[UInt8], any Error>.Iterator
-            let feed: _MapFeed
+            let consumer: _MapConsumer
             let decoder: MessagePackDecoder
-            var failed = false
-            var unreported = 0
+            /// Outputs taken from the map at once, and the next of them to give.
+            var batch: [_MapFeed.Outcome] = []
+            var position = 0
+            var ended = false
 
             /// The next input's output, suspending until it has come; nil after the last.
-            /// - Throws: The first failure in the inputs' order, after which the map ends: a
-            ///   `ProcessPoolError`, or an input or output that does not encode or decode.
+            /// - Throws: The first failure, after which the map ends: a `ProcessPoolError`,
+            ///   an input or output that does not encode or decode, or `CancellationError`
+            ///   when the iterating task is cancelled (what runs is cancelled too).
             public mutating func next() async throws -> Output? {
-                guard !failed, let bytes = try await outputs.next() else { return nil }
-                feed.took(&unreported)
+                if position == batch.count {
+                    guard !ended else { return nil }
+                    let taken = batch.count
+                    batch = []
+                    position = 0
+                    switch await consumer.feed.take(after: taken) {
+                    case .success(let outcomes) where !outcomes.isEmpty: batch = outcomes
+                    case .success:
+                        ended = true
+                        return nil
+                    case .failure(let error):
+                        ended = true
+                        throw error
+                    }
+                }
+                let outcome = batch[position]
+                position += 1
                 do {
-                    return try decoder.decode(Output.self, from: bytes)
+                    return try decoder.decode(Output.self, from: outcome.result.get())
                 } catch {
                     // An output that is not an `Output` ends the map, as a failed task does.
-                    failed = true
-                    feed.stop()
+                    ended = true
+                    batch = []
+                    position = 0
+                    consumer.feed.stop()
                     throw error
                 }
             }
@@ -78,7 +95,7 @@ extension ProcessPool {
 
         /// An iterator over the outputs.
         public func makeAsyncIterator() -> AsyncIterator {
-            AsyncIterator(outputs: stream.makeAsyncIterator(), feed: feed, decoder: decoder)
+            AsyncIterator(consumer: consumer, decoder: decoder)
         }
 
         /// Every output, once all have come; blocks this thread (Python's
@@ -93,27 +110,40 @@ extension ProcessPool {
         }
     }
 
-    /// What `mapUnordered` gives: each input's outcome as it finishes.
+    /// What `mapUnordered` gives: each input's outcome as it finishes. Iterate it
+    /// once: its outcomes are not kept for a second loop.
     public struct Completions<Output: Codable & Sendable>: AsyncSequence, Sendable {
         /// Each input's outcome, failures included.
         public typealias Element = Completion<Output>
         /// Never: a failure is a completion's `result`.
         public typealias Failure = Never
-        let stream: AsyncStream<_MapFeed.Outcome>
-        let feed: _MapFeed
+        let consumer: _MapConsumer
         let decoder: MessagePackDecoder
 
         /// Gives the outcomes one at a time, as the tasks finish.
         public struct AsyncIterator: AsyncIteratorProtocol {
-            var outcomes: AsyncStream<_MapFeed.Outcome>.Iterator
-            let feed: _MapFeed
+            let consumer: _MapConsumer
             let decoder: MessagePackDecoder
-            var unreported = 0
+            var batch: [_MapFeed.Outcome] = []
+            var position = 0
+            var ended = false
 
-            /// The next outcome to finish, suspending until one has; nil after the last.
+            /// The next outcome to finish, suspending until one has; nil after the last,
+            /// or once the iterating task is cancelled (what runs is cancelled too).
             public mutating func next() async -> Completion<Output>? {
-                guard let outcome = await outcomes.next() else { return nil }
-                feed.took(&unreported)
+                if position == batch.count {
+                    guard !ended else { return nil }
+                    let taken = batch.count
+                    batch = []
+                    position = 0
+                    guard case .success(let outcomes) = await consumer.feed.take(after: taken), !outcomes.isEmpty else {
+                        ended = true
+                        return nil
+                    }
+                    batch = outcomes
+                }
+                let outcome = batch[position]
+                position += 1
                 let decoder = decoder
                 return Completion(index: outcome.index, result: Result { try decoder.decode(Output.self, from: outcome.result.get()) })
             }
@@ -121,7 +151,7 @@ extension ProcessPool {
 
         /// An iterator over the outcomes.
         public func makeAsyncIterator() -> AsyncIterator {
-            AsyncIterator(outcomes: stream.makeAsyncIterator(), feed: feed, decoder: decoder)
+            AsyncIterator(consumer: consumer, decoder: decoder)
         }
 
         /// Every outcome, in the order they finished, once all have; blocks this
@@ -137,28 +167,33 @@ extension ProcessPool {
     }
 }
 
-/// Feeds a map's inputs to the pool, a window ahead of the consumer (one in as the
-/// consumer takes one out), and their outcomes (MessagePack) to the map's stream,
-/// straight from the worker's reader: no Swift task per input, and no generic code
-/// on that thread.
+/// A map's consumer side, held by its sequence and iterators: once none holds it
+/// (the loop was left early, or the sequence dropped unread), the map is stopped
+/// and what still runs is cancelled.
+final class _MapConsumer: Sendable {
+    let feed: _MapFeed
+    init(_ feed: _MapFeed) { self.feed = feed }
+    deinit { feed.stop() }
+}
+
+/// Feeds a map's inputs to the pool, a window ahead of the consumer, and hands their
+/// outcomes (MessagePack) to the consumer, straight from the worker's reader: no
+/// Swift task per input, and no generic code on that thread. The consumer takes
+/// every outcome ready in one turn of the lock (`take`), not one at a time, and
+/// says then how many it has used: the outcome of a tiny task costs no lock, no
+/// wake-up and no stream of its own.
 final class _MapFeed: Sendable {
-    /// An input's output (MessagePack) or error, for `mapUnordered`.
+    /// An input's output (MessagePack) or error. (For `map`, only outputs: its first
+    /// failure ends it.)
     struct Outcome: Sendable {
         let index: Int
         let result: Result<[UInt8], any Error>
     }
 
-    enum Sink: Sendable {
-        /// In order; the first failure ends the map.
-        case ordered(AsyncThrowingStream<[UInt8], any Error>.Continuation)
-        /// As they come, failures as values.
-        case unordered(AsyncStream<Outcome>.Continuation)
-    }
-
     private struct State {
         /// Chunks given to the pool so far.
         var given = 0
-        /// Inputs whose outcome the consumer has taken: the window is counted from
+        /// Inputs whose outcome the consumer has used: the window is counted from
         /// there, so a slow consumer holds back the inputs, not a heap of outputs.
         var consumed = 0
         /// A thread is giving chunks (`pump`): others leave it to that one.
@@ -167,10 +202,24 @@ final class _MapFeed: Sendable {
         var jobs: [Int: UInt64] = [:]
         var finished = 0
         /// In order: outputs of chunks that finished before one ahead of them.
-        var early: [Int: [[UInt8]]] = [:]
-        var nextToYield = 0
-        /// Ended: all came, the first failure (in order), or the consumer stopped.
+        var early: [Int: [Outcome]] = [:]
+        var nextInOrder = 0
+        /// Outcomes for the consumer, in the order it is to have them.
+        var ready: [Outcome] = []
+        /// The consumer, waiting for an outcome or the end.
+        var waiter: UnsafeContinuation<Void, Never>?
+        /// No outcome is to come: all came, a failure (`map`), or the consumer stopped.
         var ended = false
+        /// What the consumer gets once it has the outcomes ready: the map's first
+        /// failure, or `CancellationError` at once when its task was cancelled.
+        var failure: (any Error)?
+        var cancelled = false
+
+        /// The waiting consumer, to resume once the lock is let go.
+        mutating func takeWaiter() -> UnsafeContinuation<Void, Never>? {
+            defer { waiter = nil }
+            return waiter
+        }
     }
 
     private let pool: ProcessPool
@@ -180,10 +229,12 @@ final class _MapFeed: Sendable {
     private let inputCount: Int
     private let chunkSize: Int
     private let chunkCount: Int
-    private let sink: Sink
+    /// `map`: in order, and the first failure ends it. `mapUnordered`: as they
+    /// come, failures as values.
+    private let ordered: Bool
     private let state = Mutex(State())
 
-    init<Input, Output>(pool: ProcessPool, task: ProcessPool.Task<Input, Output>, inputs: [Input], chunkSize: Int, sink: Sink) {
+    init<Input, Output>(pool: ProcessPool, task: ProcessPool.Task<Input, Output>, inputs: [Input], chunkSize: Int, ordered: Bool) {
         self.pool = pool
         self.task = task.name
         let encoder = pool.encoder
@@ -192,56 +243,66 @@ final class _MapFeed: Sendable {
         // No larger than the inputs: the window and the chunk count stay far from overflow.
         self.chunkSize = Swift.max(1, Swift.min(chunkSize, inputs.count))
         self.chunkCount = (inputs.count + self.chunkSize - 1) / self.chunkSize
-        self.sink = sink
-        // What keeps a map from stalling with outcomes unreported (`reportEvery`).
-        assert(window - batch * self.chunkSize > Self.reportEvery)
+        self.ordered = ordered
     }
 
-    /// Inputs given and not yet taken by the consumer, at most: enough to keep every
+    /// Inputs given and not yet used by the consumer, at most: enough to keep every
     /// worker's pipeline full several times over, so that a consumer woken late does
     /// not leave the workers idle (twice the pipelines gave 41,000 tiny tasks/s
     /// unordered, eight times 45,000).
     private var window: Int { chunkSize * Swift.max(64, 8 * pool.workerCount * ProcessPool.pipelineDepth) }
 
     func start() {
-        switch sink {
-        case .ordered(let continuation): continuation.onTermination = { _ in self.stop() }
-        case .unordered(let continuation): continuation.onTermination = { _ in self.stop() }
-        }
-        guard chunkCount > 0 else { return end(nil) }
+        guard chunkCount > 0 else { return state.withLock { $0.ended = true } }
         pump()
     }
 
-    /// The consumer says how many outcomes it took every this many (a lock each
-    /// time). None is held back for it: when `pump` waits for room for a batch, more
-    /// than the window less a batch (at least 56 inputs, see `init`) are out, so
-    /// more than `reportEvery` outcomes are still to come, and with them a report.
-    static let reportEvery = 16
-
-    /// The consumer took one more outcome; it counts them in `unreported` and reports
-    /// them every `reportEvery`.
-    func took(_ unreported: inout Int) {
-        unreported += 1
-        if unreported == Self.reportEvery {
-            consumed(unreported)
-            unreported = 0
+    /// For the consumer, which has used the `consumed` outcomes it took last: every
+    /// outcome ready now, waiting for one if there is none; an empty batch at the
+    /// end, or the error the map ends with. Cancelling the waiting task stops the map.
+    func take(after consumed: Int) async -> Result<[Outcome], any Error> {
+        if consumed > 0 {
+            state.withLock { $0.consumed += consumed }
+            pump()  // the window has moved on
         }
-    }
-
-    /// The consumer took `count` outcomes: the window moves on.
-    private func consumed(_ count: Int) {
-        state.withLock { $0.consumed += count }
-        pump()
+        if _Concurrency.Task.isCancelled { stop(cancelled: true) }
+        while true {
+            let taken = state.withLock { state -> Result<[Outcome], any Error>? in
+                if state.cancelled { return .failure(CancellationError()) }
+                if !state.ready.isEmpty {
+                    defer { state.ready = [] }
+                    return .success(state.ready)
+                }
+                guard state.ended else { return nil }
+                return state.failure.map { .failure($0) } ?? .success([])
+            }
+            if let taken { return taken }
+            await withTaskCancellationHandler {
+                await withUnsafeContinuation { (waiter: UnsafeContinuation<Void, Never>) in
+                    let waits = state.withLock { state -> Bool in
+                        guard state.ready.isEmpty, !state.ended else { return false }
+                        state.waiter = waiter
+                        return true
+                    }
+                    if !waits { waiter.resume() }
+                }
+            } onCancel: {
+                stop(cancelled: true)
+            }
+        }
     }
 
     /// The consumer stopped (left the loop, or was cancelled), or an output could
     /// not be decoded: what runs is cancelled.
-    func stop() {
-        let jobs = state.withLock { state -> [UInt64] in
-            guard !state.ended else { return [] }
+    func stop(cancelled: Bool = false) {
+        let (jobs, waiter) = state.withLock { state -> ([UInt64], UnsafeContinuation<Void, Never>?) in
+            if cancelled { state.cancelled = true }
+            let waiter = state.takeWaiter()
+            guard !state.ended else { return ([], waiter) }
             state.ended = true
-            return Array(state.jobs.values)
+            return (Array(state.jobs.values), waiter)
         }
+        waiter?.resume()
         for job in jobs { pool.cancel(job) }
     }
 
@@ -257,7 +318,8 @@ final class _MapFeed: Sendable {
     /// Gives chunks to the pool, a batch at a time, while the window has room for a
     /// whole batch (or for all that is left): in a loop, never by recursion (a pool that
     /// refuses a job at once calls `finished` on this very stack), and on one thread
-    /// at a time.
+    /// at a time. It never stalls: the consumer reports what it used each time it
+    /// takes, so when it waits, only outcomes still to come are counted as out.
     private func pump() {
         let (window, batch) = (window, batch)
         guard state.withLock({ state -> Bool in
@@ -304,56 +366,45 @@ final class _MapFeed: Sendable {
         pool.enqueue(submissions, task, chunked: chunkSize > 1, timeout: pool.defaultTimeout)
     }
 
-    /// A chunk's outcome, yielded (in order, for `map`).
+    /// A chunk's outcome, handed to the consumer (in order, for `map`).
     private func finished(_ chunk: Int, _ outcome: Result<ProcessPool.Outcomes, any Error>) {
-        let results: [Result<[UInt8], any Error>]
+        let first = range(of: chunk).lowerBound
+        var outcomes: [Outcome]
         switch outcome {
-        case .success(let outputs): results = outputs
-        case .failure(let error): results = Array(repeating: .failure(error), count: range(of: chunk).count)
+        case .success(let results):
+            outcomes = results.enumerated().map { Outcome(index: first + $0.offset, result: $0.element) }
+        case .failure(let error):
+            outcomes = range(of: chunk).map { Outcome(index: $0, result: .failure(error)) }
         }
-        var ending: (any Error)?? = nil  // .some(nil): all came; .some(error): the map fails
         var cancelling: [UInt64] = []
-        state.withLock { state in
-            guard !state.ended, state.jobs.removeValue(forKey: chunk) != nil else { return }
+        let waiter = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+            guard !state.ended, state.jobs.removeValue(forKey: chunk) != nil else { return nil }
             state.finished += 1
-            switch sink {
-            case .ordered(let continuation):
-                var outputs: [[UInt8]] = []
-                for result in results {
-                    switch result {
-                    case .success(let output): outputs.append(output)
-                    case .failure(let error):
-                        state.ended = true
-                        cancelling = Array(state.jobs.values)
-                        ending = .some(error)
-                        return
-                    }
+            if ordered {
+                if let failed = outcomes.firstIndex(where: { if case .failure = $0.result { true } else { false } }) {
+                    guard case .failure(let error) = outcomes[failed].result else { return nil }
+                    state.ended = true
+                    state.failure = error
+                    cancelling = Array(state.jobs.values)
+                    return state.takeWaiter()
                 }
-                state.early[chunk] = outputs
-                while let outputs = state.early.removeValue(forKey: state.nextToYield) {
-                    for output in outputs { continuation.yield(output) }
-                    state.nextToYield += 1
+                if chunk == state.nextInOrder {
+                    state.ready += outcomes
+                    state.nextInOrder += 1
+                } else {
+                    state.early[chunk] = outcomes
                 }
-            case .unordered(let continuation):
-                let first = range(of: chunk).lowerBound
-                for (offset, result) in results.enumerated() {
-                    continuation.yield(Outcome(index: first + offset, result: result))
+                while let outcomes = state.early.removeValue(forKey: state.nextInOrder) {
+                    state.ready += outcomes
+                    state.nextInOrder += 1
                 }
+            } else {
+                state.ready += outcomes
             }
-            if state.finished == chunkCount {
-                state.ended = true
-                ending = .some(nil)
-            }
+            if state.finished == chunkCount { state.ended = true }
+            return state.ready.isEmpty && !state.ended ? nil : state.takeWaiter()
         }
-        // Not under the lock: finishing the stream calls `onTermination`, which takes it.
-        if let ending { end(ending) }
+        waiter?.resume()
         for job in cancelling { pool.cancel(job) }
-    }
-
-    private func end(_ error: (any Error)?) {
-        switch sink {
-        case .ordered(let continuation): continuation.finish(throwing: error)
-        case .unordered(let continuation): continuation.finish()
-        }
     }
 }
