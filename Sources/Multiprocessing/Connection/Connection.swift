@@ -459,7 +459,7 @@ private struct _FrameAssembly {
             guard let size = length else {
                 let long = headerCount >= 4
                 let what = long ? "a frame's 8-byte length" : "a frame header"
-                guard let got = try fill(fd, isSocket, into: \.header, headerCount..<(long ? 12 : 4), what: what) else { return nil }
+                guard let got = try fill(fd, isSocket, into: .header, headerCount..<(long ? 12 : 4), what: what) else { return nil }
                 if got == 0 {
                     if headerCount == 0 { return .endOfFile }
                     throw ConnectionError(.endOfFile, "the other end closed the connection inside \(what) (\(long ? headerCount - 4 : headerCount) of \(long ? 8 : 4) bytes)")
@@ -487,7 +487,7 @@ private struct _FrameAssembly {
                 grown.withUnsafeMutableBytes { new in payload.withUnsafeBytes { new.copyMemory(from: $0) } }
                 payload = grown
             }
-            guard let got = try fill(fd, isSocket, into: \.payload, received..<payload.count, what: "a frame's payload of \(size) bytes") else { return nil }
+            guard let got = try fill(fd, isSocket, into: .payload, received..<payload.count, what: "a frame's payload of \(size) bytes") else { return nil }
             if got == 0 {
                 throw ConnectionError(.endOfFile, "the other end closed the connection inside a frame's payload of \(size) bytes (\(received) of \(size) bytes)")
             }
@@ -495,16 +495,28 @@ private struct _FrameAssembly {
         }
     }
 
+    /// Which buffer a `fill` writes.
+    private enum Part { case header, payload }
+
     /// `readNow`, through the stage when reading ahead: what is staged first; when
     /// nothing is, one read of up to `stageSize` into it (for a small want).
     private mutating func fill(
-        _ fd: FileDescriptor, _ isSocket: Bool, into target: WritableKeyPath<_FrameAssembly, [UInt8]>, _ range: Range<Int>,
+        _ fd: FileDescriptor, _ isSocket: Bool, into part: Part, _ range: Range<Int>,
         what: @autoclosure () -> String
     ) throws(ConnectionError) -> Int? {
-        // Moved out while it is written (no copy), so that the stage can be used meanwhile.
-        var buffer = self[keyPath: target]
-        self[keyPath: target] = []
-        defer { self[keyPath: target] = buffer }
+        // Moved out while it is written (no copy), so that the stage can be used
+        // meanwhile. (By a switch: a key path here cost more than the read, per frame.)
+        var buffer: [UInt8]
+        switch part {
+        case .header: (buffer, header) = (header, [])
+        case .payload: (buffer, payload) = (payload, [])
+        }
+        defer {
+            switch part {
+            case .header: header = buffer
+            case .payload: payload = buffer
+            }
+        }
         if staged.isEmpty && readsAhead && range.count < Self.stageSize {
             if stage.isEmpty { stage = [UInt8](repeating: 0, count: Self.stageSize) }
             guard let got = try Self.readNow(fd, isSocket, into: &stage, 0..<Self.stageSize, what: what()) else { return nil }

@@ -11,10 +11,18 @@ extension ProcessPool {
     /// ahead of the consumer: a long sequence is not all encoded and queued up front,
     /// and a slow consumer holds back the inputs, not a heap of outputs. Leaving the
     /// loop early cancels what is still running.
+    @inlinable
     public func map<Input, Output>(
         _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
     ) -> Outputs<Output> {
-        let feed = _MapFeed(pool: self, task: task, inputs: Array(inputs), chunkSize: chunkSize, ordered: true)
+        // The inputs are copied here, where their sequence's type is known: copied
+        // in this module, through its protocol, an element cost more than a tiny task.
+        _map(task, Array(inputs), chunkSize: chunkSize)
+    }
+
+    @usableFromInline
+    func _map<Input, Output>(_ task: Task<Input, Output>, _ inputs: [Input], chunkSize: Int) -> Outputs<Output> {
+        let feed = _MapFeed(pool: self, task: task, inputs: inputs, chunkSize: chunkSize, ordered: true)
         feed.start()
         return Outputs(consumer: _MapConsumer(feed), decoder: decoder)
     }
@@ -22,10 +30,16 @@ extension ProcessPool {
     /// Each input's outcome as it finishes (Python's `imap_unordered`, with the
     /// failures as values: one failure ends nothing), `chunkSize` inputs to a
     /// request; as an `AsyncSequence`, or all at once, blocking, with `wait()`.
+    @inlinable
     public func mapUnordered<Input, Output>(
         _ task: Task<Input, Output>, _ inputs: some Sequence<Input>, chunkSize: Int = 1
     ) -> Completions<Output> {
-        let feed = _MapFeed(pool: self, task: task, inputs: Array(inputs), chunkSize: chunkSize, ordered: false)
+        _mapUnordered(task, Array(inputs), chunkSize: chunkSize)  // copied here, as in `map`
+    }
+
+    @usableFromInline
+    func _mapUnordered<Input, Output>(_ task: Task<Input, Output>, _ inputs: [Input], chunkSize: Int) -> Completions<Output> {
+        let feed = _MapFeed(pool: self, task: task, inputs: inputs, chunkSize: chunkSize, ordered: false)
         feed.start()
         return Completions(consumer: _MapConsumer(feed), decoder: decoder)
     }
