@@ -69,7 +69,10 @@ public final class ProcessPool: Sendable {
     /// Where a job's outcome goes; never called under the pool's lock.
     typealias Finish = @Sendable (Result<Outcomes, any Error>) -> Void
 
-    private struct Job {
+    /// A class: a job moves from queue to worker to table several times per task,
+    /// and a struct of five counted references cost ten atomic operations a move.
+    /// (@unchecked Sendable: its `var`s are read and written under the pool's lock.)
+    private final class Job: @unchecked Sendable {
         let id: UInt64
         let task: String
         /// The `_PoolRequest` frame, made once.
@@ -83,6 +86,11 @@ public final class ProcessPool: Sendable {
         /// Cancelled while it waited in a worker: its caller has been answered, and
         /// what comes of it is dropped.
         var answered = false
+
+        init(id: UInt64, task: String, request: [UInt8], inputCount: Int, timeout: Duration?, triesLeft: Int, finish: @escaping Finish) {
+            (self.id, self.task, self.request, self.inputCount) = (id, task, request, inputCount)
+            (self.timeout, self.triesLeft, self.finish) = (timeout, triesLeft, finish)
+        }
     }
 
     private enum Ending { case timedOut, cancelled, stopped }
@@ -469,8 +477,10 @@ public final class ProcessPool: Sendable {
         var dispatched = Dispatched()
         guard !state.pending.isEmpty else { return dispatched }
         let now = _Deadline.now.nanoseconds
+        // The seat is taken out while it changes, and put back: changed inside the
+        // dictionary, its array of jobs was copied (the dictionary held it too).
         while let next = state.pending.first, let (id, room) = state.seatWithRoom(quota: tasksPerWorker, for: next.request.count),
-              var seat = state.seats[id] {
+              var seat = state.seats.removeValue(forKey: id) {
             for _ in 0..<room {
                 guard let job = state.pending.first else { break }
                 if seat.jobs.isEmpty {
@@ -567,8 +577,13 @@ public final class ProcessPool: Sendable {
             var drained: [CheckedContinuation<Void, Never>] = []
             // One turn of the lock for the reply, the drain waiters and the next jobs.
             let job = state.withLock { state -> Job?? in
+                // Taken out while it changes, as in `dispatch`.
+                guard var seat = state.seats.removeValue(forKey: worker.id) else { return nil }
                 // A reply to no request of ours, or out of order: the worker is not speaking the protocol.
-                guard var seat = state.seats[worker.id], seat.jobs.first == reply.id else { return nil }
+                guard seat.jobs.first == reply.id else {
+                    state.seats[worker.id] = seat
+                    return nil
+                }
                 seat.jobs.removeFirst()
                 seat.bytes -= state.running[reply.id]?.request.count ?? 0
                 seat.finished += 1
@@ -628,7 +643,7 @@ public final class ProcessPool: Sendable {
             if seat.finished == 0 && seat.jobs.isEmpty { state.earlyDeaths += 1 }
             var again: [Job] = []
             for (position, id) in seat.jobs.enumerated() {
-                guard var job = state.running.removeValue(forKey: id), !job.answered else { continue }
+                guard let job = state.running.removeValue(forKey: id), !job.answered else { continue }
                 switch job.ending {
                 case .stopped?:
                     failures.append((job.finish, ProcessPoolError(.shutDown, "the pool was stopped while the task '\(job.task)' ran or waited", worker: worker.id)))
