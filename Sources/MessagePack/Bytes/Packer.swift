@@ -141,3 +141,11 @@ struct _Packer {
         [UInt8](bytes)
     }
 }
+
+/// A `_Packer` owned by an object, freed with it: one kept between calls (`_Spare`).
+final class _OwnedPacker {
+    /// The most memory a kept packer may hold.
+    static let keptCapacity = 1 << 16
+    let packer = _Packer.make()
+    deinit { packer.destroy() }
+}

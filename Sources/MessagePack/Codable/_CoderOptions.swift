@@ -19,23 +19,16 @@ protocol _ReusableCoder<Options>: AnyObject {
 /// encoding about a tenth of its time.) Two calls at once: the second makes a coder
 /// of its own, and only one is kept.
 ///
-/// Sendable: the spare's address is a reference owned by the slot, handed from one
-/// call to the next only through the atomic exchange (one user at a time).
+/// Sendable: the spare coder is handed from one call to the next only through
+/// `_Spare`'s atomic exchange (one user at a time).
 struct _CoderOptions<Coder: _ReusableCoder>: ~Copyable, @unchecked Sendable {
     private let options: Mutex<Coder.Options>
     /// Counts changes of the options; a spare coder whose copy is older gets a new one.
     private let version = Atomic<Int>(0)
-    /// The spare coder, retained, or nil.
-    private let spare = Atomic<UnsafeMutableRawPointer?>(nil)
+    private let spare = _Spare<Coder>()
 
     init(_ options: Coder.Options) {
         self.options = Mutex(options)
-    }
-
-    deinit {
-        if let spare = spare.load(ordering: .acquiring) {
-            Unmanaged<Coder>.fromOpaque(spare).release()
-        }
     }
 
     /// One option, read under the lock.
@@ -54,8 +47,8 @@ struct _CoderOptions<Coder: _ReusableCoder>: ~Copyable, @unchecked Sendable {
     /// The spare coder (or a new one), with the current options.
     func take() -> Coder {
         let coder: Coder
-        if let spare = spare.exchange(nil, ordering: .acquiring) {
-            coder = Unmanaged<Coder>.fromOpaque(spare).takeRetainedValue()
+        if let spare = spare.take() {
+            coder = spare
             if coder.optionsVersion == version.load(ordering: .acquiring) { return coder }
             (coder.options, coder.optionsVersion) = current()
         } else {
@@ -73,9 +66,6 @@ struct _CoderOptions<Coder: _ReusableCoder>: ~Copyable, @unchecked Sendable {
 
     /// Keeps `coder` for the next call, unless another is kept already.
     func giveBack(_ coder: consuming Coder) {
-        let retained = Unmanaged.passRetained(coder).toOpaque()
-        if !spare.compareExchange(expected: nil, desired: retained, ordering: .releasing).exchanged {
-            Unmanaged<Coder>.fromOpaque(retained).release()
-        }
+        spare.giveBack(coder)
     }
 }

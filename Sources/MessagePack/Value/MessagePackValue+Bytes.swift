@@ -8,25 +8,43 @@ extension MessagePackValue {
     /// - Throws: `DecodingError.dataCorrupted` for truncated or invalid bytes, invalid
     ///   UTF-8 in a string, bytes after the value, or a limit exceeded.
     public init(bytes: some Sequence<UInt8>, limits: MessagePackLimits = MessagePackLimits()) throws {
-        let array = bytes as? [UInt8] ?? Array(bytes)
-        self = try array.withUnsafeBytes { raw throws(DecodingError) in
-            let zone = _ReusableZone()
-            return try MessagePackValue(object: zone.parse(raw, limits: limits), codingPath: [])
+        self = try Self.withTree(of: bytes as? [UInt8] ?? Array(bytes), limits: limits) { object in
+            try MessagePackValue(object: object, codingPath: [])
         }
+    }
+
+    /// Parses `bytes` (exactly one value) into msgpack-c's tree, valid during `body`.
+    static func withTree<R>(of bytes: [UInt8], limits: MessagePackLimits, _ body: (msgpack_object) throws -> R) throws -> R {
+        let zone = spareZone.take() ?? _ReusableZone()
+        defer {
+            zone.clear()
+            spareZone.giveBack(zone)
+        }
+        return try bytes.withUnsafeBytes { raw in try body(zone.parse(raw, limits: limits)) }
     }
 
     /// The value as MessagePack bytes, each integer in its smallest format.
     /// - Throws: `EncodingError.invalidValue` if a container holds more than
     ///   2^32 - 1 elements or a string or binary is 4 GiB or longer.
     public func bytes() throws -> [UInt8] {
-        let packer = _Packer.make()
-        defer { packer.destroy() }
+        let buffer = Self.sparePacker.take() ?? _OwnedPacker()
+        defer {
+            buffer.packer.removeAll()
+            // A buffer grown for a large value is let go, not kept.
+            if buffer.packer.capacity <= _OwnedPacker.keptCapacity { Self.sparePacker.giveBack(buffer) }
+        }
+        let packer = buffer.packer
         try pack(into: packer)
         guard !packer.failed else {
             throw EncodingError.invalidValue(self, .init(codingPath: [], debugDescription: "Out of memory while packing."))
         }
         return packer.makeArray()
     }
+
+    // Kept from one call to the next: a zone (8 KiB) and a packer's buffer made and
+    // freed per call were most of the cost of a small value such as a pool's frame.
+    private static let spareZone = _Spare<_ReusableZone>()
+    private static let sparePacker = _Spare<_OwnedPacker>()
 
     func pack(into packer: _Packer) throws(EncodingError) {
         switch self {
