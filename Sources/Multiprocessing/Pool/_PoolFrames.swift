@@ -1,9 +1,11 @@
 import MessagePack
 
 // The frames of the pool's worker protocol (see the README's protocol table), made
-// and read as MessagePack values, not through Codable: the pool makes and reads one
-// of each per task, and a Codable coder's fixed cost per call (a boxed container,
-// runtime lookups of generic types) was the larger part of the pool's own work.
+// as MessagePack values and read through views of msgpack-c's tree, not through
+// Codable: the pool makes and reads one of each per task, and a Codable coder's fixed
+// cost per call (a boxed container, runtime lookups of generic types) was the larger
+// part of the pool's own work; building a MessagePackValue of each frame read, a
+// tenth of the whole pool's CPU.
 
 /// Pool → worker: run `task` on `input` (its MessagePack bytes), as request `id`;
 /// or on each of `inputs`, a chunk. One frame on the worker's connection, a map
@@ -28,17 +30,19 @@ struct _PoolRequest: Sendable {
     /// Reads a frame; throws for one that breaks the protocol.
     init(frame: [UInt8]) throws {
         var id: UInt64?, task: String?, input: [UInt8]?, inputs: [[UInt8]]?
-        try _PoolFrame.forEachField(of: MessagePackValue(bytes: frame), "a request") { name, value in
-            switch name {
-            case "id": id = try _PoolFrame.id(value)
-            case "task":
-                guard case .string(let name) = value else { throw _PoolFrame.violation("a request's task is not a string") }
-                task = name
-            case "input": input = try _PoolFrame.binary(value, "a request's input")
-            case "inputs":
-                guard case .array(let each) = value else { throw _PoolFrame.violation("a request's inputs are not an array") }
-                inputs = try each.map { try _PoolFrame.binary($0, "a request's input") }
-            default: break
+        try MessagePackValue.withView(of: frame) { frame in
+            try _PoolFrame.forEachField(of: frame, "a request") { name, value in
+                if name.isString("id") {
+                    id = try _PoolFrame.id(value)
+                } else if name.isString("task") {
+                    guard let name = value.string else { throw _PoolFrame.violation("a request's task is not a string") }
+                    task = name
+                } else if name.isString("input") {
+                    input = try _PoolFrame.binary(value, "a request's input")
+                } else if name.isString("inputs") {
+                    guard let each = value.elements else { throw _PoolFrame.violation("a request's inputs are not an array") }
+                    inputs = try each.map { try _PoolFrame.binary($0, "a request's input") }
+                }
             }
         }
         guard let id, let task else { throw _PoolFrame.violation("a request lacks its id or task") }
@@ -75,17 +79,20 @@ struct _PoolReply: Sendable {
     /// Reads a frame; throws for one that breaks the protocol.
     init(frame: [UInt8]) throws {
         var id: UInt64?, outcome = Outcome(), results: [Outcome]?
-        try _PoolFrame.forEachField(of: MessagePackValue(bytes: frame), "a reply") { name, value in
-            switch name {
-            case "id": id = try _PoolFrame.id(value)
-            case "results":
-                guard case .array(let each) = value else { throw _PoolFrame.violation("a reply's results are not an array") }
-                results = try each.map { result in
-                    var outcome = Outcome()
-                    try _PoolFrame.forEachField(of: result, "a result") { try outcome.read($0, $1) }
-                    return outcome
+        try MessagePackValue.withView(of: frame) { frame in
+            try _PoolFrame.forEachField(of: frame, "a reply") { name, value in
+                if name.isString("id") {
+                    id = try _PoolFrame.id(value)
+                } else if name.isString("results") {
+                    guard let each = value.elements else { throw _PoolFrame.violation("a reply's results are not an array") }
+                    results = try each.map { result in
+                        var outcome = Outcome()
+                        try _PoolFrame.forEachField(of: result, "a result") { try outcome.read($0, $1) }
+                        return outcome
+                    }
+                } else {
+                    try outcome.read(name, value)
                 }
-            default: try outcome.read(name, value)
             }
         }
         guard let id else { throw _PoolFrame.violation("a reply has no id") }
@@ -102,43 +109,37 @@ extension _PoolReply.Outcome {
     }
 
     /// Takes field `name` if it is an outcome's ("output", "error").
-    mutating func read(_ name: String, _ value: MessagePackValue) throws {
-        switch name {
-        case "output": output = try _PoolFrame.binary(value, "an output")
-        case "error":
+    mutating func read(_ name: _MessagePackView, _ value: _MessagePackView) throws {
+        if name.isString("output") {
+            output = try _PoolFrame.binary(value, "an output")
+        } else if name.isString("error") {
             var type: String?, description: String?
             try _PoolFrame.forEachField(of: value, "an error") { name, value in
-                guard case .string(let text) = value else { return }
-                if name == "type" { type = text } else if name == "description" { description = text }
+                guard let text = value.string else { return }
+                if name.isString("type") { type = text } else if name.isString("description") { description = text }
             }
             guard let type, let description else { throw _PoolFrame.violation("an error lacks its type or description") }
             error = .init(type: type, description: description)
-        default: break
         }
     }
 }
 
 /// Reading the frames' fields: a nil value is an absent field (as Python sends None).
 enum _PoolFrame {
-    static func forEachField(of value: MessagePackValue, _ what: String, _ body: (String, MessagePackValue) throws -> Void) throws {
-        guard case .map(let pairs) = value else { throw violation("\(what) is not a map") }
-        // Fields this side does not know, whatever their key, are left alone.
-        for (key, value) in pairs where value != .nil {
-            guard case .string(let name) = key else { continue }
-            try body(name, value)
-        }
+    /// Each field of a map, by its key: a field whose key is not a string, or which
+    /// this side does not know, is left alone.
+    static func forEachField(of value: _MessagePackView, _ what: String, _ body: (_MessagePackView, _MessagePackView) throws -> Void) throws {
+        guard let pairs = value.pairs else { throw violation("\(what) is not a map") }
+        for (key, value) in pairs where !value.isNil { try body(key, value) }
     }
 
-    static func id(_ value: MessagePackValue) throws -> UInt64 {
-        switch value {
-        case .uint(let id): return id
-        case .int(let id) where id >= 0: return UInt64(id)
-        default: throw violation("a frame's id is missing or not a non-negative integer")
-        }
+    static func id(_ value: _MessagePackView) throws -> UInt64 {
+        guard let id = value.unsignedInteger else { throw violation("a frame's id is missing or not a non-negative integer") }
+        return id
     }
 
-    static func binary(_ value: MessagePackValue, _ what: String) throws -> [UInt8] {
-        guard case .binary(let bytes) = value else { throw violation("\(what) is not binary") }
+    static func binary(_ value: _MessagePackView, _ what: String) throws -> [UInt8] {
+        guard let bytes = value.binary else { throw violation("\(what) is not binary") }
         return bytes
     }
 
