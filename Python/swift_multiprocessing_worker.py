@@ -10,8 +10,11 @@ MessagePack map (see the README, "Process pool: the worker protocol"):
     reply    {"id": int, "output": bin}                 output: the result, as MessagePack
           or {"id": int, "error": {"type": str, "description": str}}
 
-    a chunk  {"id": int, "task": str, "inputs": [bin, ...]}
-    reply    {"id": int, "results": [{"output": bin} or {"error": {...}}, ...]}   one per input, in order
+    a chunk  {"id": int, "task": str, "batch": bin}      batch: the inputs, as one MessagePack array
+    reply    {"id": int, "outputs": bin}                when every input's call returned: the
+                                                        outputs, as one MessagePack array, in order
+          or {"id": int, "results": [{"output": bin} or {"error": {...}}, ...]}   one per input, in order
+          or {"id": int, "error": {...}}                the batch could not be read: every input fails
 
 A worker ends at end of file on its connection (the pool closed it, or died),
 and when the process that started it ends, even in the middle of a task.
@@ -62,6 +65,49 @@ def _watch_parent(parent):
     threading.Thread(target=wait, daemon=True).start()
 
 
+def _error(error):
+    """A task's error as it goes back to the caller: its type's name and its text."""
+    return {"error": {"type": type(error).__qualname__, "description": str(error)}}
+
+
+def _run_one(function, packed):
+    try:
+        return {"output": msgpack.packb(function(msgpack.unpackb(packed, raw=False)), use_bin_type=True)}
+    except Exception as error:  # a task's error goes back to the caller, typed
+        return _error(error)
+
+
+def _run_batch(function, batch):
+    """A chunk: the outputs as one array when every call returned, else each input's outcome."""
+    try:
+        inputs = msgpack.unpackb(batch, raw=False)
+        if not isinstance(inputs, list):
+            raise TypeError(f"a chunk's batch holds a {type(inputs).__name__}, not an array")
+    except Exception as error:
+        return _error(error)
+    results = []
+    for argument in inputs:
+        try:
+            results.append((True, function(argument)))
+        except Exception as error:
+            results.append((False, error))
+    if all(ok for ok, _ in results):
+        try:
+            return {"outputs": msgpack.packb([value for _, value in results], use_bin_type=True)}
+        except Exception:
+            pass  # an output that cannot be packed is that input's failure alone, below
+    outcomes = []
+    for ok, value in results:
+        if not ok:
+            outcomes.append(_error(value))
+            continue
+        try:
+            outcomes.append({"output": msgpack.packb(value, use_bin_type=True)})
+        except Exception as error:
+            outcomes.append(_error(error))
+    return {"results": outcomes}
+
+
 def serve(tasks, fd=3):
     """Runs `tasks` (a dict from name to a function of one argument) for the pool
     on descriptor `fd`, until the pool lets this worker go. Never returns."""
@@ -73,24 +119,17 @@ def serve(tasks, fd=3):
             request = msgpack.unpackb(connection.recv_bytes(), raw=False)
         except (EOFError, OSError):
             os._exit(0)
-        function = tasks.get(request["task"])
-
-        def run(packed):
-            if function is None:
-                return {"error": {
-                    "type": "unknownTask",
-                    "description": f"this worker has no task named {request['task']!r} (tasks: {sorted(tasks)})",
-                }}
-            try:
-                return {"output": msgpack.packb(function(msgpack.unpackb(packed, raw=False)), use_bin_type=True)}
-            except Exception as error:  # a task's error goes back to the caller, typed
-                return {"error": {"type": type(error).__qualname__, "description": str(error)}}
-
         reply = {"id": request["id"]}
-        if "inputs" in request:
-            reply["results"] = [run(packed) for packed in request["inputs"]]
+        function = tasks.get(request["task"])
+        if function is None:
+            reply["error"] = {
+                "type": "unknownTask",
+                "description": f"this worker has no task named {request['task']!r} (tasks: {sorted(tasks)})",
+            }
+        elif "batch" in request:
+            reply.update(_run_batch(function, request["batch"]))
         else:
-            reply.update(run(request["input"]))
+            reply.update(_run_one(function, request["input"]))
         try:
             connection.send_bytes(msgpack.packb(reply, use_bin_type=True))
         except OSError:

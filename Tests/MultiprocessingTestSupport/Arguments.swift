@@ -178,6 +178,11 @@ public enum PoolTasks {
     public static let fail = ProcessPool.Task("pool-fail") { (message: String) -> Int in
         throw PoolTestFailure(message: message)
     }
+    /// x * 10 for an even x; throws for an odd one.
+    public static let failOdd = ProcessPool.Task("pool-fail-odd") { (x: Int) -> Int in
+        if x % 2 != 0 { throw PoolTestFailure(message: "\(x) is odd") }
+        return x * 10
+    }
     /// SIGKILLs itself the first time (when the file `marker` does not exist yet, it
     /// makes it); returns 42 the next.
     public static let crashOnce = ProcessPool.Task("pool-crash-once") { (marker: String) -> Int in
@@ -197,7 +202,7 @@ public enum PoolTasks {
         getenv("POOL_INIT").map { String(cString: $0) } ?? ""
     }
 
-    public static let all: [any ChildProcessEntry] = [addOne, echo, pid, sleep, killSelf, addOneOrDie, segfault, fail, crashOnce, initialize, initialized]
+    public static let all: [any ChildProcessEntry] = [addOne, echo, pid, sleep, killSelf, addOneOrDie, segfault, fail, failOdd, crashOnce, initialize, initialized]
 }
 
 public struct PoolTestFailure: Error, CustomStringConvertible {

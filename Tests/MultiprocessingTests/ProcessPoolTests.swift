@@ -39,7 +39,7 @@ struct ProcessPoolTests {
         }
     }
 
-    @Test("chunks: 10,000 tiny tasks 100 to a request, in order; a failure in a chunk is that input's alone")
+    @Test("chunks: 10,000 tiny tasks 100 to a request, in order; a failure in a chunk is that input's alone; a chunk of a task the workers lack, or of outputs of another type, fails each input")
     func chunks() async throws {
         try await withProcessPool(workers: 2, executable: executable) { (pool) async throws in
             var expected = 1
@@ -56,6 +56,44 @@ struct ProcessPoolTests {
             for index in 0..<3 {
                 #expect(throws: ProcessPoolError.taskFailed) { try outcomes[index]?.get() }
             }
+
+            // Outputs and failures in the same chunks: each input has its own outcome.
+            var mixed: [Int: Result<Int, any Error>] = [:]
+            for await completion in pool.mapUnordered(PoolTasks.failOdd, 0..<50, chunkSize: 8) {
+                mixed[completion.index] = completion.result
+            }
+            #expect(mixed.count == 50)
+            for x in 0..<50 where x % 2 == 0 { #expect(try mixed[x]?.get() == x * 10) }
+            for x in 0..<50 where x % 2 != 0 {
+                let error = #expect(throws: ProcessPoolError.taskFailed) { try mixed[x]?.get() }
+                #expect(error?.description.contains("\(x) is odd") == true)
+            }
+            var before: [Int] = []
+            await #expect(throws: ProcessPoolError.taskFailed) {
+                for try await output in pool.map(PoolTasks.failOdd, [0, 2, 4, 6, 7, 8, 10], chunkSize: 2) { before.append(output) }
+            }
+            #expect(before.count <= 4 && before == [0, 20, 40, 60].prefix(before.count).map { $0 })
+
+            // A task no worker has: each input of each chunk fails .unknownTask.
+            var unknown = 0
+            for await completion in pool.mapUnordered(ProcessPool.Task<Int, Int>("pool-no-such-task"), 0..<10, chunkSize: 4) {
+                #expect(throws: ProcessPoolError.unknownTask) { try completion.result.get() }
+                unknown += 1
+            }
+            #expect(unknown == 10)
+
+            // Outputs that are not of the map's Output type (another signature for the
+            // task's name): a thrown DecodingError, not a crash; unordered, each input's.
+            let misdeclared = ProcessPool.Task<Int, String>("pool-add-one") { String($0) }
+            await #expect(throws: DecodingError.self) {
+                for try await _ in pool.map(misdeclared, 0..<20, chunkSize: 5) {}
+            }
+            var undecoded = 0
+            for await completion in pool.mapUnordered(misdeclared, 0..<20, chunkSize: 5) {
+                #expect(throws: DecodingError.self) { try completion.result.get() }
+                undecoded += 1
+            }
+            #expect(undecoded == 20)
         }
     }
 
@@ -394,6 +432,7 @@ struct ProcessPoolTests {
         let total = ProcessPool.Task<Order, Total>("total")
         let square = ProcessPool.Task<Int, Int>("square")
         let fail = ProcessPool.Task<String, Int>("fail")
+        let half = ProcessPool.Task<Int, Int>("half")
         let exit = ProcessPool.Task<Int, Int>("exit")
         let python = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Python").path
@@ -409,7 +448,13 @@ struct ProcessPoolTests {
             def fail(message):
                 raise ValueError(message)
 
-            serve({"total": total, "square": lambda x: x * x, "fail": fail, "exit": lambda code: os._exit(code)})
+            def half(x):
+                if x % 2:
+                    raise ValueError(f"{x} is odd")
+                return x // 2
+
+            serve({"total": total, "square": lambda x: x * x, "fail": fail, "half": half,
+                   "exit": lambda code: os._exit(code)})
             """.write(toFile: script, atomically: true, encoding: .utf8)
         defer { unlink(script) }
         // As the README writes it:
@@ -423,6 +468,21 @@ struct ProcessPoolTests {
                 expected += 1
             }
             #expect(expected == 200)
+            // Chunks with failures among outputs, and chunks of a function it lacks.
+            var halves: [Int: Result<Int, any Error>] = [:]
+            for await completion in pool.mapUnordered(half, 0..<30, chunkSize: 4) { halves[completion.index] = completion.result }
+            #expect(halves.count == 30)
+            for x in 0..<30 where x % 2 == 0 { #expect(try halves[x]?.get() == x / 2) }
+            for x in 0..<30 where x % 2 != 0 {
+                let error = #expect(throws: ProcessPoolError.taskFailed) { try halves[x]?.get() }
+                #expect(error?.remoteType == "ValueError")
+            }
+            var unknown = 0
+            for await completion in pool.mapUnordered(ProcessPool.Task<Int, Int>("no-such-function"), 0..<9, chunkSize: 4) {
+                #expect(throws: ProcessPoolError.unknownTask) { try completion.result.get() }
+                unknown += 1
+            }
+            #expect(unknown == 9)
             let error = await #expect(throws: ProcessPoolError.taskFailed) { try await pool.run(fail, "no tea") }
             #expect(error?.remoteType == "ValueError")
             #expect(error?.description.contains("no tea") == true)

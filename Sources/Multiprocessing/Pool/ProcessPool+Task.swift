@@ -42,6 +42,31 @@ extension ProcessPool {
         func perform(_ input: [UInt8], _ coders: (MessagePackEncoder, MessagePackDecoder)) throws -> [UInt8] {
             try coders.0.encode(body(coders.1.decode(Input.self, from: input)))
         }
+
+        func perform(batch: [UInt8], into reply: inout _PoolReply, _ coders: (MessagePackEncoder, MessagePackDecoder)) {
+            // The chunk is decoded and its outputs encoded as one array each: a Codable
+            // call per input, each way, was most of a chunked map's cost per input.
+            let inputs: [Input]
+            do {
+                inputs = try coders.1.decode([Input].self, from: batch)
+            } catch {
+                reply.outcome.error = .init(error)
+                return
+            }
+            let results = inputs.map { input in Result { try body(input) } }
+            if let outputs = try? results.map({ try $0.get() }), let bytes = try? coders.0.encode(outputs) {
+                reply.outputs = bytes
+                return
+            }
+            // A failure (or an output that cannot be encoded) is that input's alone.
+            reply.results = results.map { result in
+                do {
+                    return .init(output: try coders.0.encode(result.get()))
+                } catch {
+                    return .init(error: .init(error))
+                }
+            }
+        }
     }
 
     /// The entry name a worker is started with; `bootstrap` runs the worker loop for it.
@@ -109,21 +134,18 @@ extension ProcessPool {
             let request: _PoolRequest
             do { request = try _PoolRequest(frame: start.connection.receiveBytes()) } catch { _exit(code: 0) }
             var reply = _PoolReply(id: request.id)
-            let task = bodies.first(where: { $0.name == request.task })
-            func run(_ input: [UInt8]) -> _PoolReply.Outcome {
-                guard let task else {
-                    return .init(error: .init(type: "unknownTask", description: "this worker has no task named '\(request.task)' (tasks: \(bodies.map(\.name)))"))
+            if let task = bodies.first(where: { $0.name == request.task }) {
+                if let batch = request.batch {
+                    task.perform(batch: batch, into: &reply, coders)
+                } else {
+                    do {
+                        reply.outcome.output = try task.perform(request.input ?? [], coders)
+                    } catch {
+                        reply.outcome.error = .init(error)
+                    }
                 }
-                do {
-                    return .init(output: try task.perform(input, coders))
-                } catch {
-                    return .init(error: .init(type: String(reflecting: Swift.type(of: error)), description: String(describing: error)))
-                }
-            }
-            if let inputs = request.inputs {
-                reply.results = inputs.map(run)
             } else {
-                reply.outcome = run(request.input ?? [])
+                reply.outcome.error = .init(type: "unknownTask", description: "this worker has no task named '\(request.task)' (tasks: \(bodies.map(\.name)))")
             }
             do { try start.connection.sendBytes(reply.bytes()) } catch { _exit(code: 0) }
         }
@@ -152,4 +174,8 @@ protocol _PoolTaskBody: Sendable {
     var name: String { get }
     /// The output's MessagePack for the input's, with the worker's encoder and decoder.
     func perform(_ input: [UInt8], _ coders: (MessagePackEncoder, MessagePackDecoder)) throws -> [UInt8]
+    /// A chunk's reply for its inputs (one MessagePack array of them): every output
+    /// as one array when every input's task returned, else each input's outcome; or
+    /// an error alone when the batch cannot be read.
+    func perform(batch: [UInt8], into reply: inout _PoolReply, _ coders: (MessagePackEncoder, MessagePackDecoder))
 }

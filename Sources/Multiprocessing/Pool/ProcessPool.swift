@@ -64,20 +64,27 @@ public final class ProcessPool: Sendable {
     let encoder = MessagePackEncoder()
     let decoder = MessagePackDecoder()
 
-    /// Each input's output (MessagePack) or error, in order.
-    typealias Outcomes = [Result<[UInt8], any Error>]
+    /// A job's outcome: each input's output (MessagePack) or error, in order; or, for
+    /// a chunk whose every input's task returned, the outputs as one MessagePack
+    /// array (its count is checked where it is decoded).
+    enum Outcomes {
+        case each([Result<[UInt8], any Error>])
+        case batch([UInt8])
+    }
     /// Where a job's outcome goes; never called under the pool's lock.
     typealias Finish = @Sendable (Result<Outcomes, any Error>) -> Void
 
     /// A class: a job moves from queue to worker to table several times per task,
     /// and a struct of five counted references cost ten atomic operations a move.
-    /// (@unchecked Sendable: its `var`s are read and written under the pool's lock.)
+    /// (@unchecked Sendable: its `var`s are read and written under the pool's lock,
+    /// or by the one thread that took it out of the pool's tables under the lock.)
     private final class Job: @unchecked Sendable {
         let id: UInt64
         let task: String
         /// The `_PoolRequest` frame, made once.
         let request: [UInt8]
-        let inputCount: Int
+        /// A chunk's count of inputs; nil for one input.
+        let batchCount: Int?
         let timeout: Duration?
         var triesLeft: Int
         let finish: Finish
@@ -87,8 +94,8 @@ public final class ProcessPool: Sendable {
         /// what comes of it is dropped.
         var answered = false
 
-        init(id: UInt64, task: String, request: [UInt8], inputCount: Int, timeout: Duration?, triesLeft: Int, finish: @escaping Finish) {
-            (self.id, self.task, self.request, self.inputCount) = (id, task, request, inputCount)
+        init(id: UInt64, task: String, request: [UInt8], batchCount: Int?, timeout: Duration?, triesLeft: Int, finish: @escaping Finish) {
+            (self.id, self.task, self.request, self.batchCount) = (id, task, request, batchCount)
             (self.timeout, self.triesLeft, self.finish) = (timeout, triesLeft, finish)
         }
     }
@@ -268,12 +275,15 @@ public final class ProcessPool: Sendable {
         let id = newJobID()
         let outcomes = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Outcomes, any Error>) in
-                enqueue(id, task.name, [bytes], chunked: false, timeout: timeout ?? defaultTimeout) { continuation.resume(with: $0) }
+                enqueue([Submission(id: id, input: bytes, batchCount: nil) { continuation.resume(with: $0) }], task.name, timeout: timeout ?? defaultTimeout)
             }
         } onCancel: {
             cancel(id)
         }
-        return try decoder.decode(Output.self, from: outcomes[0].get())
+        guard case .each(let results) = outcomes, results.count == 1 else {
+            throw ProcessPoolError(.system, "a worker answered a single task's request with a chunk's reply")
+        }
+        return try decoder.decode(Output.self, from: results[0].get())
     }
 
     /// `run` for synchronous callers: blocks this thread (never call it from async code).
@@ -358,34 +368,30 @@ public final class ProcessPool: Sendable {
         }
     }
 
-    /// A job for `enqueue`: its id (from `newJobID`), its inputs (MessagePack each;
-    /// `chunked`: one request for all) and where its outcome goes.
+    /// A job for `enqueue`: its id (from `newJobID`), its input (MessagePack; for a
+    /// chunk of `batchCount` inputs, one array of them) and where its outcome goes.
     struct Submission {
         let id: UInt64
-        let inputs: [[UInt8]]
+        let input: [UInt8]
+        let batchCount: Int?
         let finish: Finish
-    }
-
-    /// Queues a job of `inputs` under `id`, from `newJobID`; `finish` gets its outcome.
-    func enqueue(_ id: UInt64, _ task: String, _ inputs: [[UInt8]], chunked: Bool, timeout: Duration?, finish: @escaping Finish) {
-        enqueue([Submission(id: id, inputs: inputs, finish: finish)], task, chunked: chunked, timeout: timeout)
     }
 
     /// Queues jobs of one task, in order, and gives the workers what they have room
     /// for, all in one turn of the lock: a lock taken per job and again per dispatch,
     /// by the feeding thread and the threads reading replies at once, was where tiny
     /// tasks spent their time (spinning on it).
-    func enqueue(_ submissions: [Submission], _ task: String, chunked: Bool, timeout: Duration?) {
+    func enqueue(_ submissions: [Submission], _ task: String, timeout: Duration?) {
         var jobs: [Job] = []
         var refused: [(Finish, any Error)] = []
         jobs.reserveCapacity(submissions.count)
         for submission in submissions {
             do {
-                let request = try (chunked
-                    ? _PoolRequest(id: submission.id, task: task, inputs: submission.inputs)
-                    : _PoolRequest(id: submission.id, task: task, input: submission.inputs[0])).bytes()
+                let request = try (submission.batchCount == nil
+                    ? _PoolRequest(id: submission.id, task: task, input: submission.input)
+                    : _PoolRequest(id: submission.id, task: task, batch: submission.input)).bytes()
                 jobs.append(Job(
-                    id: submission.id, task: task, request: request, inputCount: submission.inputs.count,
+                    id: submission.id, task: task, request: request, batchCount: submission.batchCount,
                     timeout: timeout, triesLeft: retries, finish: submission.finish))
             } catch {
                 forget(submission.id)
@@ -610,17 +616,7 @@ public final class ProcessPool: Sendable {
                 break
             }
             start(timers)
-            if let job, !job.answered {
-                let outcomes = (reply.results ?? [reply.outcome]).map {
-                    Self.outcome($0, worker: worker.id)
-                }
-                if outcomes.count == job.inputCount {
-                    job.finish(.success(outcomes))
-                } else {
-                    job.finish(.failure(ProcessPoolError(
-                        .system, "worker \(worker.id) answered \(outcomes.count) results for \(job.inputCount) inputs", worker: worker.id)))
-                }
-            }
+            if let job, !job.answered { job.finish(Self.outcomes(of: reply, to: job, worker: worker.id)) }
             for waiter in drained { waiter.resume() }
             if retire {
                 worker.connection.close()  // it ends at end of file; replaced below
@@ -695,6 +691,26 @@ public final class ProcessPool: Sendable {
         }
         wakeDrainWaiters()
         dispatch()
+    }
+
+    /// What a reply says of each of its job's inputs.
+    private static func outcomes(of reply: _PoolReply, to job: Job, worker: Int) -> Result<Outcomes, any Error> {
+        let count = job.batchCount ?? 1
+        func broken(_ answer: String) -> Result<Outcomes, any Error> {
+            .failure(ProcessPoolError(.system, "worker \(worker) answered \(answer) for \(count) inputs", worker: worker))
+        }
+        if let outputs = reply.outputs {
+            return job.batchCount == nil ? broken("a chunk's outputs") : .success(.batch(outputs))
+        }
+        if let results = reply.results {
+            guard job.batchCount != nil, results.count == count else { return broken("\(results.count) results") }
+            return .success(.each(results.map { outcome($0, worker: worker) }))
+        }
+        // One outcome: one input's; for a chunk, only an error (the worker could not
+        // read the batch, or has no such task), which is then each input's.
+        let one = outcome(reply.outcome, worker: worker)
+        if count > 1, case .success = one { return broken("one output") }
+        return .success(.each(Array(repeating: one, count: count)))
     }
 
     /// One input's output, or its error as the caller sees it.

@@ -42,6 +42,10 @@ public struct ProcessPoolError: Error, Hashable, Sendable, CustomStringConvertib
     public static let workerDied = ProcessPoolError(.workerDied, "the worker died")
     /// A `.taskFailed` error, to catch any: `catch ProcessPoolError.taskFailed { … }`.
     public static let taskFailed = ProcessPoolError(.taskFailed, "the task threw")
+    /// An `.unknownTask` error, to catch any: `catch ProcessPoolError.unknownTask { … }`.
+    public static let unknownTask = ProcessPoolError(.unknownTask, "no worker has the task")
+    /// A `.system` error, to catch any: `catch ProcessPoolError.system { … }`.
+    public static let system = ProcessPoolError(.system, "the pool or a worker failed")
 
     /// Errors compare by their code: `#expect(throws: ProcessPoolError.timedOut)` matches any `.timedOut`.
     public static func == (a: ProcessPoolError, b: ProcessPoolError) -> Bool { a.code == b.code }

@@ -8,28 +8,29 @@ import MessagePack
 // tenth of the whole pool's CPU.
 
 /// Pool → worker: run `task` on `input` (its MessagePack bytes), as request `id`;
-/// or on each of `inputs`, a chunk. One frame on the worker's connection, a map
-/// {"id", "task", "input"} or {"id", "task", "inputs"}.
+/// or, for a chunk, on each input in `batch` (one MessagePack array of them). One
+/// frame on the worker's connection, a map {"id", "task", "input"} or {"id",
+/// "task", "batch"}.
 struct _PoolRequest: Sendable {
     var id: UInt64
     var task: String
     var input: [UInt8]?
-    var inputs: [[UInt8]]?
+    var batch: [UInt8]?
 
     init(id: UInt64, task: String, input: [UInt8]) { (self.id, self.task, self.input) = (id, task, input) }
-    init(id: UInt64, task: String, inputs: [[UInt8]]) { (self.id, self.task, self.inputs) = (id, task, inputs) }
+    init(id: UInt64, task: String, batch: [UInt8]) { (self.id, self.task, self.batch) = (id, task, batch) }
 
     /// Its frame.
     func bytes() throws -> [UInt8] {
         var pairs: [(key: MessagePackValue, value: MessagePackValue)] = [("id", .uint(id)), ("task", .string(task))]
         if let input { pairs.append(("input", .binary(input))) }
-        if let inputs { pairs.append(("inputs", .array(inputs.map { .binary($0) }))) }
+        if let batch { pairs.append(("batch", .binary(batch))) }
         return try MessagePackValue.map(pairs).bytes()
     }
 
     /// Reads a frame; throws for one that breaks the protocol.
     init(frame: [UInt8]) throws {
-        var id: UInt64?, task: String?, input: [UInt8]?, inputs: [[UInt8]]?
+        var id: UInt64?, task: String?, input: [UInt8]?, batch: [UInt8]?
         try MessagePackValue.withView(of: frame) { frame in
             try _PoolFrame.forEachField(of: frame, "a request") { name, value in
                 if name.isString("id") {
@@ -39,20 +40,21 @@ struct _PoolRequest: Sendable {
                     task = name
                 } else if name.isString("input") {
                     input = try _PoolFrame.binary(value, "a request's input")
-                } else if name.isString("inputs") {
-                    guard let each = value.elements else { throw _PoolFrame.violation("a request's inputs are not an array") }
-                    inputs = try each.map { try _PoolFrame.binary($0, "a request's input") }
+                } else if name.isString("batch") {
+                    batch = try _PoolFrame.binary(value, "a request's batch")
                 }
             }
         }
         guard let id, let task else { throw _PoolFrame.violation("a request lacks its id or task") }
-        (self.id, self.task, self.input, self.inputs) = (id, task, input, inputs)
+        (self.id, self.task, self.input, self.batch) = (id, task, input, batch)
     }
 }
 
 /// Worker → pool: request `id`'s output (MessagePack bytes) or its error, its
-/// `outcome` (the frame's "output" or "error" field); for a chunk, `results`, one
-/// outcome per input in order.
+/// `outcome` (the frame's "output" or "error" field). For a chunk: `outputs`, every
+/// input's output as one MessagePack array, when every input's task returned;
+/// otherwise `results`, one outcome per input in order; or an error alone, when the
+/// batch could not be read (every input fails with it).
 struct _PoolReply: Sendable {
     struct Failure: Sendable {
         var type: String
@@ -64,6 +66,7 @@ struct _PoolReply: Sendable {
     }
     var id: UInt64
     var outcome = Outcome()
+    var outputs: [UInt8]?
     var results: [Outcome]?
 
     init(id: UInt64) { self.id = id }
@@ -72,17 +75,20 @@ struct _PoolReply: Sendable {
     func bytes() throws -> [UInt8] {
         var pairs: [(key: MessagePackValue, value: MessagePackValue)] = [("id", .uint(id))]
         pairs += outcome.pairs
+        if let outputs { pairs.append(("outputs", .binary(outputs))) }
         if let results { pairs.append(("results", .array(results.map { .map($0.pairs) }))) }
         return try MessagePackValue.map(pairs).bytes()
     }
 
     /// Reads a frame; throws for one that breaks the protocol.
     init(frame: [UInt8]) throws {
-        var id: UInt64?, outcome = Outcome(), results: [Outcome]?
+        var id: UInt64?, outcome = Outcome(), outputs: [UInt8]?, results: [Outcome]?
         try MessagePackValue.withView(of: frame) { frame in
             try _PoolFrame.forEachField(of: frame, "a reply") { name, value in
                 if name.isString("id") {
                     id = try _PoolFrame.id(value)
+                } else if name.isString("outputs") {
+                    outputs = try _PoolFrame.binary(value, "a reply's outputs")
                 } else if name.isString("results") {
                     guard let each = value.elements else { throw _PoolFrame.violation("a reply's results are not an array") }
                     results = try each.map { result in
@@ -96,7 +102,15 @@ struct _PoolReply: Sendable {
             }
         }
         guard let id else { throw _PoolFrame.violation("a reply has no id") }
-        (self.id, self.outcome, self.results) = (id, outcome, results)
+        (self.id, self.outcome, self.outputs, self.results) = (id, outcome, outputs, results)
+    }
+}
+
+extension _PoolReply.Failure {
+    /// An error thrown in a worker, as the pool's caller will see it: its type's
+    /// name and its description.
+    init(_ error: any Error) {
+        self.init(type: String(reflecting: Swift.type(of: error)), description: String(describing: error))
     }
 }
 
