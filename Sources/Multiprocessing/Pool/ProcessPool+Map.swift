@@ -219,7 +219,7 @@ struct _MapOutcomes {
     ///   iterating task is cancelled, checked at each outcome.
     mutating func next(throwing: Bool) async throws -> _MapFeed.Outcome? {
         if _Concurrency.Task.isCancelled, !ended {
-            ended = true
+            (batch, position, ended) = ([], 0, true)
             consumer.feed.stop(cancelled: true)
             if throwing { throw CancellationError() }
             return nil
