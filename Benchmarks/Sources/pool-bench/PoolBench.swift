@@ -4,6 +4,7 @@
 // run, with 2 workers for all.
 //
 //     swift run -c release --package-path Benchmarks pool-bench [--runs N] [--quick] [--ours-only]
+//     swift run -c release --package-path Benchmarks pool-bench profile ordered|unordered|chunked [tasks]
 //
 // The task is "add-one", x + 1 on an Int: all cost is the pool's, none the work's.
 // Tasks per second: 20,000 tasks (2,000 with --quick) through `pool.map` (ordered) and
