@@ -14,7 +14,9 @@ MessagePack map (see the README, "Process pool: the worker protocol"):
     reply    {"id": int, "outputs": bin}                when every input's call returned: the
                                                         outputs, as one MessagePack array, in order
           or {"id": int, "results": [{"output": bin} or {"error": {...}}, ...]}   one per input, in order
-          or {"id": int, "error": {...}}                the batch could not be read: every input fails
+          or {"id": int, "error": {...}}                the batch could not be read, or no such task:
+                                                        every input fails with it
+    (a chunk: a map of more than one input with chunkSize > 1; its last may hold one input)
 
 A worker ends at end of file on its connection (the pool closed it, or died),
 and when the process that started it ends, even in the middle of a task.
@@ -65,6 +67,11 @@ def _watch_parent(parent):
     threading.Thread(target=wait, daemon=True).start()
 
 
+def _unpack(packed):
+    # Swift's [Int: V] has integer keys, which msgpack refuses by default.
+    return msgpack.unpackb(packed, raw=False, strict_map_key=False)
+
+
 def _error(error):
     """A task's error as it goes back to the caller: its type's name and its text."""
     return {"error": {"type": type(error).__qualname__, "description": str(error)}}
@@ -72,7 +79,7 @@ def _error(error):
 
 def _run_one(function, packed):
     try:
-        return {"output": msgpack.packb(function(msgpack.unpackb(packed, raw=False)), use_bin_type=True)}
+        return {"output": msgpack.packb(function(_unpack(packed)), use_bin_type=True)}
     except Exception as error:  # a task's error goes back to the caller, typed
         return _error(error)
 
@@ -80,7 +87,7 @@ def _run_one(function, packed):
 def _run_batch(function, batch):
     """A chunk: the outputs as one array when every call returned, else each input's outcome."""
     try:
-        inputs = msgpack.unpackb(batch, raw=False)
+        inputs = _unpack(batch)
         if not isinstance(inputs, list):
             raise TypeError(f"a chunk's batch holds a {type(inputs).__name__}, not an array")
     except Exception as error:

@@ -477,6 +477,12 @@ struct ProcessPoolTests {
                 let error = #expect(throws: ProcessPoolError.taskFailed) { try halves[x]?.get() }
                 #expect(error?.remoteType == "ValueError")
             }
+            // Bytes in chunks: an array of numbers for Python, not a binary.
+            var squares: [UInt8] = []
+            for try await value in pool.map(ProcessPool.Task<UInt8, UInt8>("square"), (0...15).map(UInt8.init), chunkSize: 4) {
+                squares.append(value)
+            }
+            #expect(squares == (0...15).map { UInt8($0 * $0) })
             var unknown = 0
             for await completion in pool.mapUnordered(ProcessPool.Task<Int, Int>("no-such-function"), 0..<9, chunkSize: 4) {
                 #expect(throws: ProcessPoolError.unknownTask) { try completion.result.get() }
@@ -491,6 +497,53 @@ struct ProcessPoolTests {
             #expect(termination == .exited(3))
             #expect(try await pool.run(square, 12) == 144)  // a new Python worker took its place
         }
+        await pool.shutdown()
+    }
+
+    @Test("a worker that breaks the protocol in its replies (both an output and an error, neither, a chunk's outputs for one input, a chunk of the wrong count): each fails its task with .system, and the pool goes on",
+          .enabled(if: pythonWithMsgpack != nil, "python3 with the msgpack package is not installed: make test installs it"))
+    func brokenReplies() async throws {
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("pool-broken-\(UUID()).py").path
+        try """
+            import os, msgpack
+            from multiprocessing.connection import Connection
+
+            connection = Connection(3)
+            while True:
+                try:
+                    request = msgpack.unpackb(connection.recv_bytes(), raw=False)
+                except (EOFError, OSError):
+                    os._exit(0)
+                task, reply, one = request["task"], {"id": request["id"]}, msgpack.packb(1)
+                if task == "both":
+                    reply.update(output=one, error={"type": "E", "description": "and an output"})
+                elif task == "outputs":
+                    reply["outputs"] = msgpack.packb([1])
+                elif task == "miscount":
+                    reply["outputs"] = msgpack.packb([1] * (len(msgpack.unpackb(request["batch"])) + 1))
+                elif task == "one":
+                    reply["output"] = one
+                elif task == "fine":
+                    reply["output"] = msgpack.packb(msgpack.unpackb(request["input"]) + 1)
+                connection.send_bytes(msgpack.packb(reply, use_bin_type=True))
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        defer { unlink(script) }
+        let pool = try ProcessPool(workers: 1, executable: "/usr/bin/env", arguments: ["python3", script])
+        let worker = pool.workerProcessIDs
+        for name in ["both", "neither", "outputs"] {
+            await #expect(throws: ProcessPoolError.system, "\(name)") { try await pool.run(ProcessPool.Task<Int, Int>(name), 1) }
+        }
+        await #expect(throws: ProcessPoolError.system) {
+            for try await _ in pool.map(ProcessPool.Task<Int, Int>("miscount"), 0..<6, chunkSize: 3) {}
+        }
+        var failed = 0
+        for await completion in pool.mapUnordered(ProcessPool.Task<Int, Int>("one"), 0..<6, chunkSize: 3) {
+            #expect(throws: ProcessPoolError.system) { try completion.result.get() }
+            failed += 1
+        }
+        #expect(failed == 6)
+        #expect(try await pool.run(ProcessPool.Task<Int, Int>("fine"), 41) == 42)
+        #expect(pool.workerProcessIDs == worker, "the worker was replaced")
         await pool.shutdown()
     }
 

@@ -14,6 +14,9 @@ final class _ReusableZone {
         if let zone { msgpack_zone_free(zone) }
     }
 
+    /// False when msgpack-c could not make the zone (out of memory): every parse throws.
+    var isUsable: Bool { zone != nil }
+
     /// Parses `bytes`, which must hold exactly one value, into the zone: the
     /// tree is valid until `clear()`, and (its strings point into `bytes`) while
     /// `bytes` is.

@@ -18,7 +18,8 @@ extension MessagePackValue {
         let zone = spareZone.take() ?? _ReusableZone()
         defer {
             zone.clear()
-            spareZone.giveBack(zone)
+            // One that could not be made (out of memory) is not kept to fail the next calls.
+            if zone.isUsable { spareZone.giveBack(zone) }
         }
         return try bytes.withUnsafeBytes { raw in try body(zone.parse(raw, limits: limits)) }
     }

@@ -11,8 +11,8 @@ extension ProcessPool {
     /// round trips and coder calls), a window of them ahead of the consumer: a long
     /// sequence is not all encoded and queued up front, and a slow consumer holds
     /// back the inputs, not a heap of outputs. A chunk is one task to the pool: its
-    /// timeout counts for the whole chunk, and a worker that dies in it fails (or
-    /// retries) all its inputs. Leaving the loop early, cancelling the iterating
+    /// timeout counts for the whole chunk, a worker that dies in it fails (or
+    /// retries) all its inputs, and so does an input or output that does not decode. Leaving the loop early, cancelling the iterating
     /// task, or dropping the sequence unread cancels what is still running.
     @inlinable
     public func map<Input, Output>(
@@ -80,16 +80,17 @@ extension ProcessPool {
             ///   once the iterating task is cancelled (what runs is cancelled too).
             public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws(any Error) -> Output? {
                 while true {
-                    if inChunk < chunk.count {
+                    // (A cancelled task's chunk is dropped: `outcomes.next` then ends the map.)
+                    if inChunk < chunk.count, !_Concurrency.Task.isCancelled {
                         defer { inChunk += 1 }
                         return chunk[inChunk]
                     }
+                    (chunk, inChunk) = ([], 0)
                     guard let outcome = try await outcomes.next(throwing: true) else { return nil }
                     do {
                         let bytes = try outcome.result.get()
                         guard let count = outcome.chunk else { return try decoder.decode(Output.self, from: bytes) }
-                        chunk = []
-                        chunk = try decoder.decode([Output].self, from: bytes)
+                        chunk = try _PoolBatch.decode(from: bytes, with: decoder)
                         inChunk = 0
                         guard chunk.count == count else { throw _MapOutcomes.miscounted(chunk.count, count) }
                     } catch {
@@ -147,10 +148,11 @@ extension ProcessPool {
             /// or once the iterating task is cancelled (what runs is cancelled too).
             public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async -> Completion<Output>? {
                 while true {
-                    if inChunk < chunk.count {
+                    if inChunk < chunk.count, !_Concurrency.Task.isCancelled {
                         defer { inChunk += 1 }
                         return Completion(index: chunkStart + inChunk, result: chunk[inChunk])
                     }
+                    (chunk, inChunk) = ([], 0)
                     guard let outcome = try? await outcomes.next(throwing: false) else { return nil }
                     let decoder = decoder
                     guard let count = outcome.chunk else {
@@ -158,9 +160,8 @@ extension ProcessPool {
                     }
                     // One chunk's outputs, all there (its failures come one by one): an
                     // array that does not decode fails each of its inputs.
-                    chunk = []
                     do {
-                        let outputs = try decoder.decode([Output].self, from: outcome.result.get())
+                        let outputs = try _PoolBatch<Output>.decode(from: outcome.result.get(), with: decoder)
                         guard outputs.count == count else { throw _MapOutcomes.miscounted(outputs.count, count) }
                         chunk = outputs.map { .success($0) }
                     } catch {
@@ -322,7 +323,7 @@ final class _MapFeed: Sendable {
         // A chunk is one MessagePack array, encoded (and decoded, and its outputs too)
         // in one call: a call per input, each way, was most of its cost per input.
         if self.chunkSize > 1 {
-            self.encode = { range in try encoder.encode(Array(inputs[range])) }
+            self.encode = { range in try _PoolBatch.encode(Array(inputs[range]), with: encoder) }
         } else {
             self.encode = { range in try encoder.encode(inputs[range.lowerBound]) }
         }

@@ -48,13 +48,13 @@ extension ProcessPool {
             // call per input, each way, was most of a chunked map's cost per input.
             let inputs: [Input]
             do {
-                inputs = try coders.1.decode([Input].self, from: batch)
+                inputs = try _PoolBatch.decode(from: batch, with: coders.1)
             } catch {
                 reply.outcome.error = .init(error)
                 return
             }
             let results = inputs.map { input in Result { try body(input) } }
-            if let outputs = try? results.map({ try $0.get() }), let bytes = try? coders.0.encode(outputs) {
+            if let outputs = try? results.map({ try $0.get() }), let bytes = try? _PoolBatch.encode(outputs, with: coders.0) {
                 reply.outputs = bytes
                 return
             }

@@ -693,33 +693,40 @@ public final class ProcessPool: Sendable {
         dispatch()
     }
 
-    /// What a reply says of each of its job's inputs.
+    /// What a reply says of each of its job's inputs. It must say one thing: an output
+    /// or an error for one input; for a chunk, its outputs, its results, or an error
+    /// (the worker could not read the batch, or has no such task) for each input.
     private static func outcomes(of reply: _PoolReply, to job: Job, worker: Int) -> Result<Outcomes, any Error> {
         let count = job.batchCount ?? 1
         func broken(_ answer: String) -> Result<Outcomes, any Error> {
-            .failure(ProcessPoolError(.system, "worker \(worker) answered \(answer) for \(count) inputs", worker: worker))
+            .failure(ProcessPoolError(.system, "worker \(worker) answered \(answer) for \(count) input\(count == 1 ? "" : "s")", worker: worker))
         }
-        if let outputs = reply.outputs {
-            return job.batchCount == nil ? broken("a chunk's outputs") : .success(.batch(outputs))
-        }
-        if let results = reply.results {
-            guard job.batchCount != nil, results.count == count else { return broken("\(results.count) results") }
+        let said = [reply.outputs != nil, reply.results != nil, reply.outcome.output != nil, reply.outcome.error != nil]
+        guard said.filter({ $0 }).count == 1 else { return broken("\(said.filter { $0 }.count) of output, error, outputs and results") }
+        switch (job.batchCount, reply.outputs, reply.results) {
+        case (_?, let outputs?, _): return .success(.batch(outputs))
+        case (_?, _, let results?):
+            guard results.count == count else { return broken("\(results.count) results") }
             return .success(.each(results.map { outcome($0, worker: worker) }))
+        case (_?, _, _):
+            guard reply.outcome.error != nil else { return broken("one output, not a chunk's") }
+            return .success(.each(Array(repeating: outcome(reply.outcome, worker: worker), count: count)))
+        case (nil, nil, nil): return .success(.each([outcome(reply.outcome, worker: worker)]))
+        case (nil, _, _): return broken("a chunk's outputs or results")
         }
-        // One outcome: one input's; for a chunk, only an error (the worker could not
-        // read the batch, or has no such task), which is then each input's.
-        let one = outcome(reply.outcome, worker: worker)
-        if count > 1, case .success = one { return broken("one output") }
-        return .success(.each(Array(repeating: one, count: count)))
     }
 
     /// One input's output, or its error as the caller sees it.
     private static func outcome(_ outcome: _PoolReply.Outcome, worker: Int) -> Result<[UInt8], any Error> {
-        if let output = outcome.output { return .success(output) }
-        let failure = outcome.error ?? .init(type: "unknown", description: "the worker sent neither an output nor an error")
-        return .failure(failure.type == "unknownTask"
-            ? ProcessPoolError(.unknownTask, failure.description, worker: worker)
-            : ProcessPoolError(.taskFailed, "\(failure.type): \(failure.description)", worker: worker, remoteType: failure.type))
+        switch (outcome.output, outcome.error) {
+        case (let output?, nil): return .success(output)
+        case (nil, let failure?):
+            return .failure(failure.type == "unknownTask"
+                ? ProcessPoolError(.unknownTask, failure.description, worker: worker)
+                : ProcessPoolError(.taskFailed, "\(failure.type): \(failure.description)", worker: worker, remoteType: failure.type))
+        case (nil, nil): return .failure(ProcessPoolError(.system, "worker \(worker) sent neither an output nor an error", worker: worker))
+        case (_?, _?): return .failure(ProcessPoolError(.system, "worker \(worker) sent both an output and an error", worker: worker))
+        }
     }
 
     private func wakeDrainWaiters() {

@@ -170,3 +170,35 @@ enum _PoolFrame {
     let reply = try? _PoolReply(frame: bytes).bytes()
     return (request, reply)
 }
+
+/// A chunk's inputs or outputs: one MessagePack array, whatever their type. (As a
+/// plain `[UInt8]`, bytes would be a MessagePack binary, which a Python worker reads
+/// as bytes, not as a list of numbers; other arrays go as they are, the coders' fast
+/// way for arrays.)
+struct _PoolBatch<Element: Codable>: Codable {
+    var elements: [Element]
+
+    init(_ elements: [Element]) { self.elements = elements }
+
+    /// The elements' MessagePack array.
+    static func encode(_ elements: [Element], with encoder: MessagePackEncoder) throws -> [UInt8] {
+        Element.self == UInt8.self ? try encoder.encode(_PoolBatch(elements)) : try encoder.encode(elements)
+    }
+
+    /// The elements of a MessagePack array.
+    static func decode(from bytes: [UInt8], with decoder: MessagePackDecoder) throws -> [Element] {
+        Element.self == UInt8.self ? try decoder.decode(_PoolBatch.self, from: bytes).elements : try decoder.decode([Element].self, from: bytes)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        for element in elements { try container.encode(element) }
+    }
+
+    init(from decoder: any Decoder) throws {
+        var container = try decoder.unkeyedContainer()
+        var elements: [Element] = []
+        while !container.isAtEnd { elements.append(try container.decode(Element.self)) }
+        self.elements = elements
+    }
+}
