@@ -359,8 +359,10 @@ func hex(_ bytes: [UInt8]) -> String {
 // MARK: The pool's worker protocol
 
 /// Payload: a frame from a worker (a reply) or from the pool (a request), read as
-/// each. What reads makes a frame that reads back to the same frame.
+/// each. What reads makes a frame that reads back to the same frame; a reply is also
+/// taken as the pool takes it, for one input and for chunks, its outputs decoded.
 func pool(_ payload: [UInt8]) {
+    _ = _interpretPoolReply(payload)
     let (request, reply) = _readPoolFrames(payload)
     for (what, made) in [("request", request), ("reply", reply)] {
         guard let made else { continue }

@@ -616,7 +616,7 @@ public final class ProcessPool: Sendable {
                 break
             }
             start(timers)
-            if let job, !job.answered { job.finish(Self.outcomes(of: reply, to: job, worker: worker.id)) }
+            if let job, !job.answered { job.finish(Self.outcomes(of: reply, batchCount: job.batchCount, worker: worker.id)) }
             for waiter in drained { waiter.resume() }
             if retire {
                 worker.connection.close()  // it ends at end of file; replaced below
@@ -696,14 +696,14 @@ public final class ProcessPool: Sendable {
     /// What a reply says of each of its job's inputs. It must say one thing: an output
     /// or an error for one input; for a chunk, its outputs, its results, or an error
     /// (the worker could not read the batch, or has no such task) for each input.
-    private static func outcomes(of reply: _PoolReply, to job: Job, worker: Int) -> Result<Outcomes, any Error> {
-        let count = job.batchCount ?? 1
+    static func outcomes(of reply: _PoolReply, batchCount: Int?, worker: Int) -> Result<Outcomes, any Error> {
+        let count = batchCount ?? 1
         func broken(_ answer: String) -> Result<Outcomes, any Error> {
             .failure(ProcessPoolError(.system, "worker \(worker) answered \(answer) for \(count) input\(count == 1 ? "" : "s")", worker: worker))
         }
         let said = [reply.outputs != nil, reply.results != nil, reply.outcome.output != nil, reply.outcome.error != nil]
         guard said.filter({ $0 }).count == 1 else { return broken("\(said.filter { $0 }.count) of output, error, outputs and results") }
-        switch (job.batchCount, reply.outputs, reply.results) {
+        switch (batchCount, reply.outputs, reply.results) {
         case (_?, let outputs?, _): return .success(.batch(outputs))
         case (_?, _, let results?):
             guard results.count == count else { return broken("\(results.count) results") }
@@ -717,7 +717,7 @@ public final class ProcessPool: Sendable {
     }
 
     /// One input's output, or its error as the caller sees it.
-    private static func outcome(_ outcome: _PoolReply.Outcome, worker: Int) -> Result<[UInt8], any Error> {
+    static func outcome(_ outcome: _PoolReply.Outcome, worker: Int) -> Result<[UInt8], any Error> {
         switch (outcome.output, outcome.error) {
         case (let output?, nil): return .success(output)
         case (nil, let failure?):

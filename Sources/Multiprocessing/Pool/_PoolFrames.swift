@@ -171,6 +171,28 @@ enum _PoolFrame {
     return (request, reply)
 }
 
+/// For the fuzzer: takes `bytes` as a worker's reply to one input, to a chunk of one
+/// and to a chunk of three, as the pool does, and decodes what it says the outputs
+/// are (as a map's consumer would, for a few output types). How many outputs decoded;
+/// a reply that breaks the protocol is failures, never a trap.
+@_spi(Fuzzing) public func _interpretPoolReply(_ bytes: [UInt8]) -> Int {
+    guard let reply = try? _PoolReply(frame: bytes) else { return 0 }
+    let decoder = MessagePackDecoder()
+    var decoded = 0
+    for batchCount in [nil, 1, 3] {
+        switch ProcessPool.outcomes(of: reply, batchCount: batchCount, worker: 1) {
+        case .success(.each(let results)):
+            for case .success(let output) in results where (try? decoder.decode(Int.self, from: output)) != nil { decoded += 1 }
+        case .success(.batch(let outputs)):
+            decoded += (try? _PoolBatch<Int>.decode(from: outputs, with: decoder))?.count ?? 0
+            decoded += (try? _PoolBatch<UInt8>.decode(from: outputs, with: decoder))?.count ?? 0
+            decoded += (try? _PoolBatch<String>.decode(from: outputs, with: decoder))?.count ?? 0
+        case .failure: break
+        }
+    }
+    return decoded
+}
+
 /// A chunk's inputs or outputs: one MessagePack array, whatever their type. (As a
 /// plain `[UInt8]`, bytes would be a MessagePack binary, which a Python worker reads
 /// as bytes, not as a list of numbers; other arrays go as they are, the coders' fast
