@@ -717,7 +717,7 @@ public final class ProcessPool: Sendable {
     }
 
     /// One input's output, or its error as the caller sees it.
-    static func outcome(_ outcome: _PoolReply.Outcome, worker: Int) -> Result<[UInt8], any Error> {
+    private static func outcome(_ outcome: _PoolReply.Outcome, worker: Int) -> Result<[UInt8], any Error> {
         switch (outcome.output, outcome.error) {
         case (let output?, nil): return .success(output)
         case (nil, let failure?):

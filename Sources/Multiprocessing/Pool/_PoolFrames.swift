@@ -54,7 +54,7 @@ struct _PoolRequest: Sendable {
 /// `outcome` (the frame's "output" or "error" field). For a chunk: `outputs`, every
 /// input's output as one MessagePack array, when every input's task returned;
 /// otherwise `results`, one outcome per input in order; or an error alone, when the
-/// batch could not be read (every input fails with it).
+/// batch could not be read or the task is unknown (every input fails with it).
 struct _PoolReply: Sendable {
     struct Failure: Sendable {
         var type: String
