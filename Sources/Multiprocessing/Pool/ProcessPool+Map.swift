@@ -90,9 +90,8 @@ extension ProcessPool {
                     do {
                         let bytes = try outcome.result.get()
                         guard let count = outcome.chunk else { return try decoder.decode(Output.self, from: bytes) }
-                        chunk = try _PoolBatch.decode(from: bytes, with: decoder)
+                        chunk = try _MapOutcomes.outputs(of: bytes, count: count, decoder)
                         inChunk = 0
-                        guard chunk.count == count else { throw _MapOutcomes.miscounted(chunk.count, count) }
                     } catch {
                         // An output that is not an `Output` ends the map, as a failed task does.
                         (chunk, inChunk) = ([], 0)
@@ -161,8 +160,7 @@ extension ProcessPool {
                     // One chunk's outputs, all there (its failures come one by one): an
                     // array that does not decode fails each of its inputs.
                     do {
-                        let outputs = try _PoolBatch<Output>.decode(from: outcome.result.get(), with: decoder)
-                        guard outputs.count == count else { throw _MapOutcomes.miscounted(outputs.count, count) }
+                        let outputs: [Output] = try _MapOutcomes.outputs(of: outcome.result.get(), count: count, decoder)
                         chunk = outputs.map { .success($0) }
                     } catch {
                         chunk = Array(repeating: .failure(error), count: count)
@@ -249,8 +247,13 @@ struct _MapOutcomes {
         consumer.feed.stop()
     }
 
-    static func miscounted(_ outputs: Int, _ inputs: Int) -> ProcessPoolError {
-        ProcessPoolError(.system, "a worker answered \(outputs) outputs for a chunk of \(inputs) inputs")
+    /// A chunk's outputs, decoded as one array: as many as its inputs, or a thrown error.
+    static func outputs<Output: Codable>(of bytes: [UInt8], count: Int, _ decoder: MessagePackDecoder) throws -> [Output] {
+        let outputs = try _PoolBatch<Output>.decode(from: bytes, with: decoder)
+        guard outputs.count == count else {
+            throw ProcessPoolError(.system, "a worker answered \(outputs.count) outputs for a chunk of \(count) inputs")
+        }
+        return outputs
     }
 }
 
@@ -462,7 +465,8 @@ final class _MapFeed: Sendable {
             outcomes = [Outcome(index: inputs.lowerBound, chunk: inputs.count, result: .success(outputs))]
         case .success(.each(let results)):
             outcomes = zip(inputs, results).map { Outcome(index: $0, chunk: nil, result: $1) }
-            for case .failure(let error) in results where failure == nil { failure = error }
+            // (Only `map` ends at a failure; `mapUnordered` hands each over as it is.)
+            if ordered { for case .failure(let error) in results { failure = error; break } }
         case .failure(let error):
             outcomes = inputs.map { Outcome(index: $0, chunk: nil, result: .failure(error)) }
             failure = error

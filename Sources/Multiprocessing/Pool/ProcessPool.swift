@@ -701,8 +701,10 @@ public final class ProcessPool: Sendable {
         func broken(_ answer: String) -> Result<Outcomes, any Error> {
             .failure(ProcessPoolError(.system, "worker \(worker) answered \(answer) for \(count) input\(count == 1 ? "" : "s")", worker: worker))
         }
-        let said = [reply.outputs != nil, reply.results != nil, reply.outcome.output != nil, reply.outcome.error != nil]
-        guard said.filter({ $0 }).count == 1 else { return broken("\(said.filter { $0 }.count) of output, error, outputs and results") }
+        // Counted without an array: this runs for every reply.
+        let said = (reply.outputs == nil ? 0 : 1) + (reply.results == nil ? 0 : 1)
+            + (reply.outcome.output == nil ? 0 : 1) + (reply.outcome.error == nil ? 0 : 1)
+        guard said == 1 else { return broken("\(said) of output, error, outputs and results") }
         switch (batchCount, reply.outputs, reply.results) {
         case (_?, let outputs?, _): return .success(.batch(outputs))
         case (_?, _, let results?):
