@@ -34,7 +34,8 @@ func writeSeeds(to corpus: URL, fixtures: URL) throws -> Int {
     let output = try MessagePackValue.int(42).bytes()
     for frame: MessagePackValue in [
         .map([("id", .uint(1)), ("task", "add-one"), ("input", .binary(output))]),
-        .map([("id", .uint(2)), ("task", "add-one"), ("inputs", .array([.binary(output), .binary(output)]))]),
+        .map([("id", .uint(2)), ("task", "add-one"), ("batch", .binary(try MessagePackValue.array([42, 43]).bytes()))]),
+        .map([("id", .uint(2)), ("outputs", .binary(try MessagePackValue.array([43, 44]).bytes()))]),
         .map([("id", .uint(1)), ("output", .binary(output))]),
         .map([("id", .uint(3)), ("error", .map([("type", "ValueError"), ("description", "no")]))]),
         .map([("id", .uint(2)), ("results", .array([.map([("output", .binary(output))]), .map([("error", .map([("type", "unknownTask"), ("description", "?")]))])]))]),
