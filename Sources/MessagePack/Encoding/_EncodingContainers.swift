@@ -1,24 +1,34 @@
 /// The keyed container of an entry: a map, or an array of values when structs
-/// are encoded as arrays.
+/// are encoded as arrays. Its box is reused from value to value
+/// (`_KeyedContainers`), so which entry it writes is in `state`.
 struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
-    let encoder: _MessagePackEncoder
-    let index: Int
-    let serial: Int
-    /// The buffer the entry writes in (fixed for its life), held to spare a lookup per field.
-    let out: _Packer
+    let state: _KeyedContainerState
 
-    var codingPath: [any CodingKey] { encoder.entries[index].path.path }
-    private var asArray: Bool { encoder.structsAsArrays }
+    /// The encoder, on the paths off the hot one (only while the state is live).
+    private var encoder: _MessagePackEncoder { state.encoder.takeUnretainedValue() }
+    var codingPath: [any CodingKey] { state.isLive ? encoder.path(of: state.index, state.serial) : [] }
+    private var asArray: Bool { state.asArray }
+
+    /// Runs `body` with the live entry's encoder, borrowed: a counted reference
+    /// would be retained and released on every field. Throws if the container's
+    /// call is over, or its value finished, or a misuse is pending.
+    @inline(__always) private func withLiveEncoder<R>(_ body: (_MessagePackEncoder) throws -> R) throws -> R {
+        guard state.isLive else { throw _MessagePackEncoder.staleContainer() }
+        return try state.encoder._withUnsafeGuaranteedRef { encoder in
+            try encoder.check(state.index, state.serial)
+            return try body(encoder)
+        }
+    }
 
     /// Writes the key (in map form) and counts the pair; returns the buffer for the value.
     @inline(__always) private func begin(_ key: Key) throws -> _Packer {
-        try encoder.check(index, serial)
-        if !asArray { encoder.encodeKey(key, into: out) }
-        encoder.entries[index].count += 1
-        return out
+        try withLiveEncoder { encoder in
+            let out = state.out
+            if !state.asArray { encoder.encodeKey(key, into: out) }
+            encoder.entries[state.index].count += 1
+            return out
+        }
     }
-
-    private func path(_ key: Key) -> _CodingPathNode { encoder.entries[index].path.appending(key) }
 
     mutating func encodeNil(forKey key: Key) throws { try begin(key).packNil() }
     mutating func encode(_ value: Bool, forKey key: Key) throws { try begin(key).packBool(value) }
@@ -37,10 +47,12 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encode(_ value: UInt64, forKey key: Key) throws { try begin(key).packUInt(value) }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        try encoder.check(index, serial)
-        let mark = out.count
-        if !asArray { encoder.encodeKey(key, into: out) }
-        try encoder.encodeElement(value, into: index, mark: mark, path: path(key))
+        try withLiveEncoder { encoder in
+            let (out, index) = (state.out, state.index)
+            let mark = out.count
+            if !state.asArray { encoder.encodeKey(key, into: out) }
+            try encoder.encodeElement(value, into: index, mark: mark, path: encoder.entries[index].path.appending(key))
+        }
     }
 
     // An absent optional is left out of a map, but is a nil in an array, where
@@ -68,15 +80,19 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         if asArray { try encodeNil(forKey: key) }
     }
 
+    // A container whose call is over must not reach its encoder, which may be gone:
+    // it hands out containers of a detached encoder, which throw on use.
+
     mutating func nestedContainer<NestedKey: CodingKey>(
         keyedBy keyType: NestedKey.Type, forKey key: Key
     ) -> KeyedEncodingContainer<NestedKey> {
+        guard state.isLive else { return _MessagePackEncoder.detached().staleKeyedContainer(keyType) }
         let child = nestedEntry(key, kind: asArray ? .array : .map)
-        return KeyedEncodingContainer(_KeyedContainer<NestedKey>(
-            encoder: encoder, index: child, serial: encoder.entries[child].serial, out: encoder.buffer(child)))
+        return encoder.keyedContainer(NestedKey.self, for: child)
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        guard state.isLive else { return _UnkeyedContainer(encoder: .detached(), index: 0, serial: -1) }
         let child = nestedEntry(key, kind: .array)
         return _UnkeyedContainer(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
@@ -90,13 +106,15 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 
     private mutating func _superEncoder(key: some CodingKey) -> any Encoder {
+        guard state.isLive else { return _SuperEncoder(encoder: .detached(), index: 0, serial: -1) }
         let child = nestedEntry(key, kind: .slot)
         return _SuperEncoder(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
 
     /// Writes the key now and opens an entry that is spliced in right after it.
     private mutating func nestedEntry(_ key: some CodingKey, kind: _MessagePackEncoder.Kind) -> Int {
-        _ = encoder.checkLater(index, serial)
+        let index = state.index
+        _ = encoder.checkLater(index, state.serial)
         let out = encoder.buffer(index)
         if !asArray { encoder.encodeKey(key, into: out) }
         encoder.entries[index].count += 1
@@ -111,8 +129,8 @@ struct _UnkeyedContainer: UnkeyedEncodingContainer {
     let index: Int
     let serial: Int
 
-    var codingPath: [any CodingKey] { encoder.entries[index].path.path }
-    var count: Int { encoder.entries[index].count }
+    var codingPath: [any CodingKey] { encoder.path(of: index, serial) }
+    var count: Int { encoder.holds(index, serial) ? encoder.entries[index].count : 0 }
 
     @inline(__always) private func begin() throws -> _Packer {
         try encoder.check(index, serial)
@@ -148,8 +166,7 @@ struct _UnkeyedContainer: UnkeyedEncodingContainer {
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let child = nestedEntry(kind: encoder.structsAsArrays ? .array : .map)
-        return KeyedEncodingContainer(_KeyedContainer<NestedKey>(
-            encoder: encoder, index: child, serial: encoder.entries[child].serial, out: encoder.buffer(child)))
+        return encoder.keyedContainer(NestedKey.self, for: child)
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -176,7 +193,7 @@ struct _SingleValueContainer: SingleValueEncodingContainer {
     let index: Int
     let serial: Int
 
-    var codingPath: [any CodingKey] { encoder.entries[index].path.path }
+    var codingPath: [any CodingKey] { encoder.path(of: index, serial) }
 
     private func checkEmpty() throws {
         try encoder.check(index, serial)
@@ -227,7 +244,7 @@ final class _SuperEncoder: Encoder {
         self.serial = serial
     }
 
-    var codingPath: [any CodingKey] { encoder.entries[index].path.path }
+    var codingPath: [any CodingKey] { encoder.path(of: index, serial) }
     var userInfo: [CodingUserInfoKey: Any] { encoder.userInfo }
 
     private func live() -> Bool {
@@ -236,8 +253,7 @@ final class _SuperEncoder: Encoder {
 
     // A stale super encoder hands out containers whose every write throws.
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        live() ? encoder.container(keyedBy: type, at: index)
-            : KeyedEncodingContainer(_KeyedContainer<Key>(encoder: encoder, index: index, serial: -1, out: encoder.scratchForStale))
+        live() ? encoder.container(keyedBy: type, at: index) : encoder.staleKeyedContainer(type)
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {

@@ -32,6 +32,12 @@ struct _EntryStack<Element> {
         }
     }
 
+    /// Whether the element at `index`, a class reference, has no other holder.
+    func isUnique(_ index: Int) -> Bool where Element: AnyObject {
+        precondition(index >= 0 && index < count, "entry index out of range")
+        return isKnownUniquelyReferenced(&(base + index).pointee)
+    }
+
     mutating func append(_ element: Element) {
         if count == capacity {
             let grown = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)

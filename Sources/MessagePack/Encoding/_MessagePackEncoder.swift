@@ -62,8 +62,8 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
     @exclusivity(unchecked) private var ownBuffers = 0
     /// Where headers are packed before they replace their placeholder.
     private let scratch = _Packer.make()
-    /// A buffer for the containers a stale super encoder hands out; they throw before writing.
-    var scratchForStale: _Packer { scratch }
+    /// Keyed containers handed out, to be handed out again (kept across calls).
+    @exclusivity(unchecked) private var keyedContainers = _KeyedContainers()
     @exclusivity(unchecked) private var nextSerial = 0
     /// The entry of the value whose `encode(to:)` is running.
     @exclusivity(unchecked) private(set) var current = 0
@@ -81,6 +81,7 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
         for buffer in buffers { buffer.destroy() }
         scratch.destroy()
         entries.destroy()
+        keyedContainers.destroy()
     }
 
     init(options: MessagePackEncoder.Options) {
@@ -112,7 +113,25 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
     func container<Key: CodingKey>(keyedBy type: Key.Type, at index: Int) -> KeyedEncodingContainer<Key> {
         let kind: Kind = structsAsArrays ? .array : .map
         claim(index, as: kind, for: "a keyed container")
-        return KeyedEncodingContainer(_KeyedContainer<Key>(encoder: self, index: index, serial: entries[index].serial, out: buffer(index)))
+        return keyedContainer(Key.self, for: index)
+    }
+
+    /// A keyed container of entry `index`, which is a map or array already.
+    func keyedContainer<Key: CodingKey>(_: Key.Type, for index: Int) -> KeyedEncodingContainer<Key> {
+        keyedContainers.container(
+            keyedBy: Key.self, encoder: self, index: index, serial: entries[index].serial, out: buffer(index))
+    }
+
+    /// A keyed container whose every use throws, for a super encoder whose value is finished.
+    func staleKeyedContainer<Key: CodingKey>(_: Key.Type) -> KeyedEncodingContainer<Key> {
+        KeyedEncodingContainer(_KeyedContainer<Key>(state: _KeyedContainerState(
+            encoder: self, index: 0, serial: -1, out: scratch, isLive: false)))
+    }
+
+    /// An encoder of its own with no entries, for a container whose call is over:
+    /// the containers it hands out throw on use, without reaching the gone call's encoder.
+    static func detached() -> _MessagePackEncoder {
+        _MessagePackEncoder(options: .init())
     }
 
     func unkeyedContainer(at index: Int) -> any UnkeyedEncodingContainer {
@@ -183,7 +202,17 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
     }
 
     @inline(__always) private func isLive(_ index: Int, _ serial: Int) -> Bool {
-        index < entries.count && entries[index].serial == serial && !hasDeferredError
+        holds(index, serial) && !hasDeferredError
+    }
+
+    /// Whether entry `index` is still the one a container was made for.
+    @inline(__always) func holds(_ index: Int, _ serial: Int) -> Bool {
+        index >= 0 && index < entries.count && entries[index].serial == serial
+    }
+
+    /// A container's coding path: empty once its value is finished.
+    func path(of index: Int, _ serial: Int) -> [any CodingKey] {
+        holds(index, serial) ? entries[index].path.path : []
     }
 
     /// `check` where Codable gives no way to throw: the failure is kept for the next write.
@@ -194,7 +223,12 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
     }
 
     @inline(never) private func checkFailure() -> EncodingError {
-        deferredError ?? EncodingError.invalidValue((), .init(
+        deferredError ?? Self.staleContainer()
+    }
+
+    /// The error of a container used after its value was finished.
+    @inline(never) static func staleContainer() -> EncodingError {
+        EncodingError.invalidValue((), .init(
             codingPath: [], debugDescription: "A container was used after the value it belongs to was finished."))
     }
 
@@ -248,6 +282,7 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
     /// Encodes one value and hands `body` the buffer holding its bytes.
     func encodeTopLevel<T: Encodable, R>(_ value: T, _ body: (_Packer) throws -> R) throws -> R {
         entries.removeAll()
+        defer { keyedContainers.endCall() }
 
         ownBuffers = 0
         if hasDeferredError { deferredError = nil }

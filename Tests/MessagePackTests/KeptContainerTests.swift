@@ -1,0 +1,122 @@
+import Foundation
+import MessagePack
+import Testing
+
+/// The encoder hands a struct's keyed container out again once nothing holds it.
+/// These tests hold containers past their value, past their call and past their
+/// encoder, and nest values of one type inside each other, so a container reused
+/// too early would write into the wrong value or reach a freed encoder.
+@Suite("Keyed containers kept, reused and nested")
+struct KeptContainerTests {
+    /// Containers some values kept, to be used after their value is done.
+    final class Keeper {
+        var all: [KeyedEncodingContainer<Leaky.Keys>] = []
+        func keep(_ container: KeyedEncodingContainer<Leaky.Keys>) { all.append(container) }
+    }
+
+    /// Keeps its container in `keeper` when `keeper` is set, and writes through
+    /// one kept earlier when `useKept` is set.
+    struct Leaky: Encodable {
+        enum Keys: String, CodingKey { case id, more }
+        enum InnerKeys: String, CodingKey { case x }
+        var id: Int
+        var keeper: Keeper?
+        var useKept = false
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(id, forKey: .id)
+            if useKept, var kept = keeper?.all.first {
+                try kept.encode(id, forKey: .more)
+            }
+            if let keeper, !useKept { keeper.keep(container) }
+        }
+    }
+
+    /// A tree: a value's container is live while its children, of the same type, encode.
+    struct Node: Codable, Equatable {
+        var value: Int
+        var children: [Node]
+
+        static func tree(depth: Int, width: Int, start: inout Int) -> Node {
+            start += 1
+            let value = start
+            let children = depth == 0 ? [] : (0..<width).map { _ in tree(depth: depth - 1, width: width, start: &start) }
+            return Node(value: value, children: children)
+        }
+    }
+
+    /// The message of the error a kept container throws.
+    static func isStale(_ error: any Error) -> Bool {
+        guard case EncodingError.invalidValue(_, let context) = error else { return false }
+        return context.debugDescription.contains("after the value it belongs to was finished")
+    }
+
+    @Test("values of one type nested in each other encode each into its own map")
+    func nestedSameType() throws {
+        var start = 0
+        let tree = Node.tree(depth: 4, width: 3, start: &start)  // 121 nodes, 5 levels live at once
+        let encoder = MessagePackEncoder()
+        for _ in 0..<3 {  // again with the boxes the first call kept
+            let bytes = try encoder.encode(tree)
+            #expect(try MessagePackDecoder().decode(Node.self, from: bytes) == tree)
+        }
+    }
+
+    @Test("a container used after its value is finished throws, in the same call")
+    func usedAfterItsValue() throws {
+        let keeper = Keeper()
+        let values = [Leaky(id: 1, keeper: keeper), Leaky(id: 2, keeper: keeper, useKept: true)]
+        #expect { try MessagePackEncoder().encode(values) } throws: { Self.isStale($0) }
+        // The first value's map was not changed by the attempt: a fresh encode still works.
+        let bytes = try MessagePackEncoder().encode([Leaky(id: 1)])
+        #expect(try MessagePackValue(bytes: bytes) == [["id": 1]])
+    }
+
+    @Test("a container kept past its call throws on every use, in a later call or after its encoder is gone")
+    func usedAfterItsCall() throws {
+        let keeper = Keeper()
+        var encoder: MessagePackEncoder? = MessagePackEncoder()
+        // More kept at once than the encoder keeps boxes for (64), so some are not kept by it.
+        let many = (0..<100).map { Leaky(id: $0, keeper: keeper) }
+        let bytes = try encoder!.encode(many)
+        #expect(try MessagePackValue(bytes: bytes) == .array((0..<100).map { ["id": .int(Int64($0))] }))
+
+        // In a later call on the same encoder: the kept container does not write into it.
+        #expect { try encoder!.encode(Leaky(id: 7, keeper: keeper, useKept: true)) } throws: { Self.isStale($0) }
+        #expect(try MessagePackValue(bytes: encoder!.encode(Leaky(id: 8))) == ["id": 8])
+
+        // After the encoder is gone: every use throws, and nothing reaches freed memory.
+        encoder = nil
+        for var container in keeper.all {
+            #expect(container.codingPath.isEmpty)
+            #expect { try container.encode(1, forKey: .id) } throws: { Self.isStale($0) }
+            #expect { try container.encode("s", forKey: .id) } throws: { Self.isStale($0) }
+            #expect { try container.encode([1, 2], forKey: .id) } throws: { Self.isStale($0) }
+            #expect { try container.encodeNil(forKey: .id) } throws: { Self.isStale($0) }
+            var nested = container.nestedContainer(keyedBy: Leaky.InnerKeys.self, forKey: .more)
+            #expect(throws: EncodingError.self) { try nested.encode(1, forKey: .x) }
+            var unkeyed = container.nestedUnkeyedContainer(forKey: .more)
+            #expect(throws: EncodingError.self) { try unkeyed.encode(1) }
+            #expect(unkeyed.count == 0 && unkeyed.codingPath.isEmpty)
+            let superEncoder = container.superEncoder()
+            #expect(superEncoder.codingPath.isEmpty)
+            var superKeyed = superEncoder.container(keyedBy: Leaky.InnerKeys.self)
+            #expect(throws: EncodingError.self) { try superKeyed.encode(1, forKey: .x) }
+            var superSingle = superEncoder.singleValueContainer()
+            #expect(throws: EncodingError.self) { try superSingle.encode(1) }
+        }
+    }
+
+    @Test("structs as arrays: a reused container follows the encoder's option in each call")
+    func reusedFollowsOptions() throws {
+        let encoder = MessagePackEncoder()
+        let value = CodableTests.TwoContainers(a: 1, b: "two")
+        for _ in 0..<2 {
+            encoder.structEncodingStrategy = .array
+            #expect(try MessagePackValue(bytes: encoder.encode(value)) == [1, "two"])
+            encoder.structEncodingStrategy = .map
+            #expect(try MessagePackValue(bytes: encoder.encode(value)) == ["a": 1, "b": "two"])
+        }
+    }
+}
