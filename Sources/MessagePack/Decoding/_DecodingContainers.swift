@@ -3,19 +3,138 @@ import Glibc
 #endif
 import CMsgPack
 
-/// What the two keyed containers share: how to find a key's object. The decode
-/// methods are written once, in the extension below.
-protocol _KeyedLookup: KeyedDecodingContainerProtocol {
-    var decoder: _MessagePackDecoder { get }
-    var path: _CodingPathNode { get }
-    /// The object for `key` (consumed, for a positional container), or `nil`.
-    func take(_ key: Key) -> msgpack_object?
-    /// The object of the `super` key (or the next field, for a positional container).
-    func takeSuper() -> msgpack_object?
-}
+/// A keyed container: over a map, or over an array when the struct was written
+/// as its fields in order (structs as arrays), whose fields are then taken in the
+/// order they are asked for, as synthesized `init(from:)` asks.
+///
+/// One concrete type rather than two sharing a protocol extension: the extension's
+/// methods, reached through a conformance that depends on `Key`, instantiated
+/// that conformance's witness table on every field (about 5% of a decode).
+struct _KeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    /// A positional container's array, and the next field to take.
+    final class Cursor {
+        let array: msgpack_object_array
+        var next = 0
+        init(_ array: msgpack_object_array) { self.array = array }
 
-extension _KeyedLookup {
+        func takeNext() -> msgpack_object? {
+            guard next < Int(array.size) else { return nil }
+            defer { next += 1 }
+            return array.ptr[next]
+        }
+    }
+
+    /// Unretained: a container lives only inside the `decode` call that made it
+    /// (its map already points into that call's zone), while the decoder lives for
+    /// the whole call. The stdlib copies a container on every field it reads, and a
+    /// retained reference made each copy two atomic operations.
+    unowned(unsafe) let decoder: _MessagePackDecoder
+    /// The map (empty for a positional container).
+    let map: msgpack_object_map
+    /// Set for a positional container.
+    let cursor: Cursor?
+    let path: _CodingPathNode
+
+    init(decoder: _MessagePackDecoder, map: msgpack_object_map, path: _CodingPathNode) {
+        self.decoder = decoder
+        self.map = map
+        self.cursor = nil
+        self.path = path
+    }
+
+    init(decoder: _MessagePackDecoder, positional array: msgpack_object_array, path: _CodingPathNode) {
+        self.decoder = decoder
+        self.map = msgpack_object_map(size: 0, ptr: nil)
+        self.cursor = Cursor(array)
+        self.path = path
+    }
+
     var codingPath: [any CodingKey] { path.path }
+
+    var allKeys: [Key] {
+        guard cursor == nil else { return [] }
+        return (0..<Int(map.size)).compactMap { index in
+            let key = map.ptr[index].key
+            switch key.type {
+            case MSGPACK_OBJECT_STR: return (try? _string(key, codingPath: [])).flatMap { Key(stringValue: $0) }
+            case MSGPACK_OBJECT_POSITIVE_INTEGER: return Int(exactly: key.via.u64).flatMap { Key(intValue: $0) }
+            case MSGPACK_OBJECT_NEGATIVE_INTEGER: return Int(exactly: key.via.i64).flatMap { Key(intValue: $0) }
+            default: return nil
+            }
+        }
+    }
+
+    func contains(_ key: Key) -> Bool {
+        if let cursor { return cursor.next < Int(cursor.array.size) }
+        return take(key) != nil
+    }
+
+    /// A positional container consumes a nil and leaves anything else for `decode`,
+    /// like an unkeyed container.
+    func decodeNil(forKey key: Key) throws -> Bool {
+        guard let cursor else { return try required(key).type == MSGPACK_OBJECT_NIL }
+        guard cursor.next < Int(cursor.array.size) else { _ = try required(key); return false }
+        guard cursor.array.ptr[cursor.next].type == MSGPACK_OBJECT_NIL else { return false }
+        cursor.next += 1
+        return true
+    }
+
+    /// The object of the `super` key (or the next field, for a positional container).
+    func takeSuper() -> msgpack_object? {
+        if let cursor { return cursor.takeNext() }
+        return take(name: "super")
+    }
+
+    /// The object for `key` (consumed, for a positional container), or `nil`.
+    func take(_ key: Key) -> msgpack_object? {
+        if let cursor { return cursor.takeNext() }
+        if let found = take(name: key.stringValue) { return found }
+        guard let int = key.intValue, let entries = map.ptr else { return nil }
+        for index in 0..<Int(map.size) {
+            let candidate = entries[index].key
+            if candidate.type == MSGPACK_OBJECT_POSITIVE_INTEGER && int >= 0 && candidate.via.u64 == UInt64(int)
+                || candidate.type == MSGPACK_OBJECT_NEGATIVE_INTEGER && candidate.via.i64 == Int64(int) {
+                return entries[index].val
+            }
+        }
+        return nil
+    }
+
+    /// Finds a string key. The search starts after the last key found in this map,
+    /// so fields read in the order they were written are found at the first look.
+    /// (`take(_:)` then tries an integer key equal to the key's `intValue`.)
+    private func take(name: String) -> msgpack_object? {
+        let count = Int(map.size)
+        guard count > 0, let entries = map.ptr else { return nil }
+        let start = decoder.hint.map == entries ? decoder.hint.index + 1 : 0
+        // Borrowed in place where the UTF-8 is contiguous (no copy, no retain).
+        var found: Int?
+        if let result = name.utf8.withContiguousStorageIfAvailable({ Self.find($0, in: entries, count: count, from: start) }) {
+            found = result
+        } else {
+            var name = name
+            found = name.withUTF8 { Self.find($0, in: entries, count: count, from: start) }
+        }
+        guard let found else { return nil }
+        decoder.hint = (entries, found)
+        return entries[found].val
+    }
+
+    /// The index of the string key `utf8` among a map's `count` entries, looking from
+    /// `start` round to where it began.
+    private static func find(_ utf8: UnsafeBufferPointer<UInt8>, in entries: UnsafeMutablePointer<msgpack_object_kv>, count: Int, from start: Int) -> Int? {
+        var index = start
+        for _ in 0..<count {
+            if index >= count { index = 0 }
+            let candidate = entries[index].key
+            if candidate.type == MSGPACK_OBJECT_STR, Int(candidate.via.str.size) == utf8.count,
+               utf8.count == 0 || memcmp(candidate.via.str.ptr, utf8.baseAddress!, utf8.count) == 0 {
+                return index
+            }
+            index += 1
+        }
+        return nil
+    }
 
     @inline(__always) func required(_ key: Key) throws(DecodingError) -> msgpack_object {
         guard let object = take(key) else {
@@ -89,125 +208,6 @@ extension _KeyedLookup {
 
     func superDecoder(forKey key: Key) throws -> any Decoder {
         decoder.child(at: try required(key), path: path.appending(key))
-    }
-}
-
-/// A keyed container over a map.
-struct _KeyedDecodingContainer<Key: CodingKey>: _KeyedLookup {
-    /// Unretained: a container lives only inside the `decode` call that made it
-    /// (its map already points into that call's zone), while the decoder lives for
-    /// the whole call. The stdlib copies a container on every field it reads, and a
-    /// retained reference made each copy two atomic operations.
-    unowned(unsafe) let decoder: _MessagePackDecoder
-    let map: msgpack_object_map
-    let path: _CodingPathNode
-
-    init(decoder: _MessagePackDecoder, map: msgpack_object_map, path: _CodingPathNode) {
-        self.decoder = decoder
-        self.map = map
-        self.path = path
-    }
-
-    var allKeys: [Key] {
-        (0..<Int(map.size)).compactMap { index in
-            let key = map.ptr[index].key
-            switch key.type {
-            case MSGPACK_OBJECT_STR: return (try? _string(key, codingPath: [])).flatMap { Key(stringValue: $0) }
-            case MSGPACK_OBJECT_POSITIVE_INTEGER: return Int(exactly: key.via.u64).flatMap { Key(intValue: $0) }
-            case MSGPACK_OBJECT_NEGATIVE_INTEGER: return Int(exactly: key.via.i64).flatMap { Key(intValue: $0) }
-            default: return nil
-            }
-        }
-    }
-
-    func contains(_ key: Key) -> Bool { take(key) != nil }
-
-    func decodeNil(forKey key: Key) throws -> Bool {
-        try required(key).type == MSGPACK_OBJECT_NIL
-    }
-
-    func takeSuper() -> msgpack_object? { take(name: "super") }
-
-    func take(_ key: Key) -> msgpack_object? {
-        if let found = take(name: key.stringValue) { return found }
-        guard let int = key.intValue, let entries = map.ptr else { return nil }
-        for index in 0..<Int(map.size) {
-            let candidate = entries[index].key
-            if candidate.type == MSGPACK_OBJECT_POSITIVE_INTEGER && int >= 0 && candidate.via.u64 == UInt64(int)
-                || candidate.type == MSGPACK_OBJECT_NEGATIVE_INTEGER && candidate.via.i64 == Int64(int) {
-                return entries[index].val
-            }
-        }
-        return nil
-    }
-
-    /// Finds a string key. The search starts after the last key found in this map,
-    /// so fields read in the order they were written are found at the first look.
-    /// (`take(_:)` then tries an integer key equal to the key's `intValue`.)
-    private func take(name: String) -> msgpack_object? {
-        let count = Int(map.size)
-        guard count > 0, let entries = map.ptr else { return nil }
-        let start = decoder.hint.map == entries ? decoder.hint.index + 1 : 0
-        // Borrowed in place where the UTF-8 is contiguous (no copy, no retain).
-        var found: Int?
-        if let result = name.utf8.withContiguousStorageIfAvailable({ Self.find($0, in: entries, count: count, from: start) }) {
-            found = result
-        } else {
-            var name = name
-            found = name.withUTF8 { Self.find($0, in: entries, count: count, from: start) }
-        }
-        guard let found else { return nil }
-        decoder.hint = (entries, found)
-        return entries[found].val
-    }
-
-    /// The index of the string key `utf8` among a map's `count` entries, looking from
-    /// `start` round to where it began.
-    private static func find(_ utf8: UnsafeBufferPointer<UInt8>, in entries: UnsafeMutablePointer<msgpack_object_kv>, count: Int, from start: Int) -> Int? {
-        var index = start
-        for _ in 0..<count {
-            if index >= count { index = 0 }
-            let candidate = entries[index].key
-            if candidate.type == MSGPACK_OBJECT_STR, Int(candidate.via.str.size) == utf8.count,
-               utf8.count == 0 || memcmp(candidate.via.str.ptr, utf8.baseAddress!, utf8.count) == 0 {
-                return index
-            }
-            index += 1
-        }
-        return nil
-    }
-}
-
-/// A keyed container over an array: a struct written as its fields in order.
-/// Fields are taken in the order they are asked for, as synthesized `init(from:)` asks.
-struct _PositionalDecodingContainer<Key: CodingKey>: _KeyedLookup {
-    final class Cursor { var next = 0 }
-
-    unowned(unsafe) let decoder: _MessagePackDecoder  // unretained: see _KeyedDecodingContainer
-    let array: msgpack_object_array
-    let path: _CodingPathNode
-    let cursor = Cursor()
-
-    var allKeys: [Key] { [] }
-
-    func contains(_ key: Key) -> Bool { cursor.next < Int(array.size) }
-
-    func takeSuper() -> msgpack_object? { takeNext() }
-
-    func take(_ key: Key) -> msgpack_object? { takeNext() }
-
-    private func takeNext() -> msgpack_object? {
-        guard cursor.next < Int(array.size) else { return nil }
-        defer { cursor.next += 1 }
-        return array.ptr[cursor.next]
-    }
-
-    /// Like an unkeyed container: a nil is consumed, anything else is left for `decode`.
-    func decodeNil(forKey key: Key) throws -> Bool {
-        guard cursor.next < Int(array.size) else { _ = try required(key); return false }
-        guard array.ptr[cursor.next].type == MSGPACK_OBJECT_NIL else { return false }
-        cursor.next += 1
-        return true
     }
 }
 

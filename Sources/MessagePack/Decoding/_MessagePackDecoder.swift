@@ -72,7 +72,7 @@ final class _MessagePackDecoder: Decoder, _ReusableCoder {
             return KeyedDecodingContainer(_KeyedDecodingContainer<Key>(decoder: self, map: object.via.map, path: path))
         case MSGPACK_OBJECT_ARRAY:
             // A struct written as an array of its fields.
-            return KeyedDecodingContainer(_PositionalDecodingContainer<Key>(decoder: self, array: object.via.array, path: path))
+            return KeyedDecodingContainer(_KeyedDecodingContainer<Key>(decoder: self, positional: object.via.array, path: path))
         default:
             throw mismatch([String: Int].self, object, path, expected: "a map")
         }
