@@ -71,7 +71,7 @@ extension MessagePackTimestamp: _MessagePackEncodeSpecially {
 
 extension MessagePackExtension: _MessagePackEncodeSpecially {
     func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
-        try _checkLength(data.count, of: self, codingPath: path().path)
+        try _checkLengthUntyped(data.count, of: self, codingPath: path().path)
         data.withUnsafeBytes { encoder.buffer(parent).packExtension(type: type, data: $0) }
     }
 }
@@ -88,7 +88,7 @@ extension Optional: _MessagePackEncodeSpecially where Wrapped: Encodable {
 
 extension Array: _MessagePackEncodeSpecially where Element: Encodable {
     func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
-        try _checkLength(count, of: self, codingPath: path().path)
+        try _checkLengthUntyped(count, of: self, codingPath: path().path)
         let out = encoder.buffer(parent)
         out.packArrayHeader(count)
         // Arrays of the common scalars in a tight, specialized loop.
@@ -113,7 +113,7 @@ extension Dictionary: _MessagePackEncodeSpecially where Key: Encodable, Value: E
     // tuple types (a pair, an entry) cost a runtime metadata lookup on every call of
     // the function that declares them, even where that branch does not run.
     func encodeSpecially(into encoder: _MessagePackEncoder, parent: Int, path: @autoclosure () -> _CodingPathNode) throws {
-        try _checkLength(count, of: self, codingPath: path().path)
+        try _checkLengthUntyped(count, of: self, codingPath: path().path)
         encoder.buffer(parent).packMapHeader(count)
         guard encoder.options.sortsDictionaryKeys, count > 1 else {
             return try encodeUnsorted(encoder, parent, path())

@@ -240,7 +240,7 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
             let out = buffers[entry.buffer]
             switch entry.kind {
             case .map, .array:
-                try _checkLength(entry.count, of: (), codingPath: entry.path.path)
+                try _checkLengthUntyped(entry.count, of: (), codingPath: entry.path.path)
                 scratch.removeAll()
                 if entry.kind == .map { scratch.packMapHeader(entry.count) } else { scratch.packArrayHeader(entry.count) }
                 out.replaceByte(at: entry.start, with: scratch.bytes)
@@ -333,12 +333,12 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
                 out.packBinary(bytes)
                 return nil
             }
-            if let tooLong { try _checkLength(tooLong, of: value, codingPath: path().path) }
+            if let tooLong { try _checkLengthUntyped(tooLong, of: value, codingPath: path().path) }
             return
         }
         if T.self == [UInt8].self {
             let bytes = _cast(value, [UInt8].self)
-            try _checkLength(bytes.count, of: bytes, codingPath: path().path)
+            try _checkLengthUntyped(bytes.count, of: bytes, codingPath: path().path)
             bytes.withUnsafeBytes { out.packBinary($0) }
             return
         }
@@ -372,7 +372,7 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
         try finish(downTo: index)
     }
 
-    func encodeDate(_ date: Date, into out: _Packer, path: @autoclosure () -> _CodingPathNode) throws(EncodingError) {
+    func encodeDate(_ date: Date, into out: _Packer, path: @autoclosure () -> _CodingPathNode) throws {
         switch dateStrategy {
         case .timestamp:
             // Split in the reference epoch first: fewer roundings than via 1970.

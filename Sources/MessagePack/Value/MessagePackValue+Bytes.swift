@@ -154,10 +154,21 @@ extension MessagePackTimestamp {
 
 /// MessagePack lengths are 32-bit.
 func _checkLength(_ length: Int, of value: @autoclosure () -> Any, codingPath: @autoclosure () -> [any CodingKey] = []) throws(EncodingError) {
-    guard length <= Int(UInt32.max) else {
-        throw EncodingError.invalidValue(value(), .init(
-            codingPath: codingPath(), debugDescription: "MessagePack cannot hold \(length) elements or bytes in one value (the most is 4,294,967,295)."))
-    }
+    guard length <= Int(UInt32.max) else { throw _lengthError(length, of: value(), codingPath: codingPath()) }
+}
+
+/// `_checkLength` for the encoder, whose calls throw untyped. A call of a function
+/// that throws `EncodingError` (a type whose size the compiler does not know) costs
+/// its caller a metadata lookup and a stack allocation on every call, thrown or not.
+@inline(__always)
+func _checkLengthUntyped(_ length: Int, of value: @autoclosure () -> Any, codingPath: @autoclosure () -> [any CodingKey]) throws {
+    if length > Int(UInt32.max) { throw _lengthError(length, of: value(), codingPath: codingPath()) as any Error }
+}
+
+@inline(never)
+private func _lengthError(_ length: Int, of value: Any, codingPath: [any CodingKey]) -> EncodingError {
+    EncodingError.invalidValue(value, .init(
+        codingPath: codingPath, debugDescription: "MessagePack cannot hold \(length) elements or bytes in one value (the most is 4,294,967,295)."))
 }
 
 /// The UTF-8 text of a str object, validated.
