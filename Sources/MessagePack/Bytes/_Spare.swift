@@ -22,8 +22,8 @@ final class _Spare<Object: AnyObject>: @unchecked Sendable {
     }
 
     /// Keeps `object` for the next call, unless another is kept already.
-    func giveBack(_ object: Object) {
-        let retained = Unmanaged.passRetained(object).toOpaque()
+    func giveBack(_ object: consuming Object) {
+        let retained = Unmanaged.passRetained(consume object).toOpaque()
         if !slot.compareExchange(expected: nil, desired: retained, ordering: .releasing).exchanged {
             Unmanaged<Object>.fromOpaque(retained).release()
         }

@@ -47,10 +47,12 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encode(_ value: UInt64, forKey key: Key) throws { try begin(key).packUInt(value) }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
+        // The state read before the value's own encoding, which is opaque to the
+        // compiler: a state used after it was retained and released around it.
+        let (out, index, asArray) = (state.out, state.index, state.asArray)
         try withLiveEncoder { encoder in
-            let (out, index) = (state.out, state.index)
             let mark = out.count
-            if !state.asArray { encoder.encodeKey(key, into: out) }
+            if !asArray { encoder.encodeKey(key, into: out) }
             try encoder.encodeElement(value, into: index, mark: mark, path: encoder.entries[index].path.appending(key))
         }
     }
