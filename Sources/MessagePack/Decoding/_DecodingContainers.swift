@@ -27,8 +27,11 @@ struct _KeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     /// Unretained: a container lives only inside the `decode` call that made it
     /// (its map already points into that call's zone), while the decoder lives for
     /// the whole call. The stdlib copies a container on every field it reads, and a
-    /// retained reference made each copy two atomic operations.
-    unowned(unsafe) let decoder: _MessagePackDecoder
+    /// retained reference made each copy two atomic operations. Reached on the hot
+    /// paths with `_withUnsafeGuaranteedRef`: through `unowned(unsafe)` every call
+    /// on it was a retain and a release (atomic), two per field.
+    let unretainedDecoder: Unmanaged<_MessagePackDecoder>
+    private var decoder: _MessagePackDecoder { unretainedDecoder.takeUnretainedValue() }
     /// The map (empty for a positional container).
     let map: msgpack_object_map
     /// Set for a positional container.
@@ -36,14 +39,14 @@ struct _KeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let path: _CodingPathNode
 
     init(decoder: _MessagePackDecoder, map: msgpack_object_map, path: _CodingPathNode) {
-        self.decoder = decoder
+        self.unretainedDecoder = Unmanaged.passUnretained(decoder)
         self.map = map
         self.cursor = nil
         self.path = path
     }
 
     init(decoder: _MessagePackDecoder, positional array: msgpack_object_array, path: _CodingPathNode) {
-        self.decoder = decoder
+        self.unretainedDecoder = Unmanaged.passUnretained(decoder)
         self.map = msgpack_object_map(size: 0, ptr: nil)
         self.cursor = Cursor(array)
         self.path = path
@@ -106,7 +109,8 @@ struct _KeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     private func take(name: String) -> msgpack_object? {
         let count = Int(map.size)
         guard count > 0, let entries = map.ptr else { return nil }
-        let start = decoder.hint.map == entries ? decoder.hint.index + 1 : 0
+        let hint = unretainedDecoder._withUnsafeGuaranteedRef { $0.hint }
+        let start = hint.map == entries ? hint.index + 1 : 0
         // Borrowed in place where the UTF-8 is contiguous (no copy, no retain).
         var found: Int?
         if let result = name.utf8.withContiguousStorageIfAvailable({ Self.find($0, in: entries, count: count, from: start) }) {
@@ -116,7 +120,7 @@ struct _KeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
             found = name.withUTF8 { Self.find($0, in: entries, count: count, from: start) }
         }
         guard let found else { return nil }
-        decoder.hint = (entries, found)
+        unretainedDecoder._withUnsafeGuaranteedRef { $0.hint = (entries, found) }
         return entries[found].val
     }
 
@@ -145,10 +149,10 @@ struct _KeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return object
     }
 
-    @inline(__always) func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try decoder.bool(required(key), path.appending(key)) }
-    @inline(__always) func decode(_ type: String.Type, forKey key: Key) throws -> String { try decoder.string(required(key), path.appending(key)) }
-    @inline(__always) func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try decoder.double(required(key), path.appending(key)) }
-    @inline(__always) func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try decoder.float(required(key), path.appending(key)) }
+    @inline(__always) func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.bool(required(key), path.appending(key)) } }
+    @inline(__always) func decode(_ type: String.Type, forKey key: Key) throws -> String { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.string(required(key), path.appending(key)) } }
+    @inline(__always) func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.double(required(key), path.appending(key)) } }
+    @inline(__always) func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.float(required(key), path.appending(key)) } }
     @inline(__always) func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try integer(key) }
     @inline(__always) func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try integer(key) }
     @inline(__always) func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try integer(key) }
@@ -160,18 +164,18 @@ struct _KeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     @inline(__always) func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try integer(key) }
     @inline(__always) func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try integer(key) }
 
-    @inline(__always) private func integer<T: FixedWidthInteger>(_ key: Key) throws(DecodingError) -> T {
-        try decoder.integer(T.self, required(key), path.appending(key))
+    @inline(__always) private func integer<T: FixedWidthInteger>(_ key: Key) throws -> T {
+        try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(T.self, required(key), path.appending(key)) }
     }
 
     @inline(__always) func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        try decoder.decodeValue(type, from: required(key), path: path.appending(key))
+        try unretainedDecoder._withUnsafeGuaranteedRef { try $0.decodeValue(type, from: required(key), path: path.appending(key)) }
     }
 
     // One lookup for "absent or nil, else decode" (the default would look up three times).
     @inline(__always) func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         guard let object = take(key), object.type != MSGPACK_OBJECT_NIL else { return nil }
-        return try decoder.decodeValue(type, from: object, path: path.appending(key))
+        return try unretainedDecoder._withUnsafeGuaranteedRef { try $0.decodeValue(type, from: object, path: path.appending(key)) }
     }
     @inline(__always) func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try present(type, key) }
     @inline(__always) func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try present(type, key) }
@@ -190,7 +194,7 @@ struct _KeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     @inline(__always) private func present<T: Decodable>(_ type: T.Type, _ key: Key) throws -> T? {
         guard let object = take(key), object.type != MSGPACK_OBJECT_NIL else { return nil }
-        return try decoder.decodeValue(type, from: object, path: path.appending(key))
+        return try unretainedDecoder._withUnsafeGuaranteedRef { try $0.decodeValue(type, from: object, path: path.appending(key)) }
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
@@ -213,13 +217,14 @@ struct _KeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
 /// An unkeyed container over an array.
 struct _UnkeyedDecodingContainer: UnkeyedDecodingContainer {
-    unowned(unsafe) let decoder: _MessagePackDecoder  // unretained: see _KeyedDecodingContainer
+    let unretainedDecoder: Unmanaged<_MessagePackDecoder>  // unretained: see _KeyedDecodingContainer
+    private var decoder: _MessagePackDecoder { unretainedDecoder.takeUnretainedValue() }
     let array: msgpack_object_array
     let path: _CodingPathNode
     private(set) var currentIndex = 0
 
     init(decoder: _MessagePackDecoder, array: msgpack_object_array, path: _CodingPathNode) {
-        self.decoder = decoder
+        self.unretainedDecoder = Unmanaged.passUnretained(decoder)
         self.array = array
         self.path = path
     }
@@ -246,10 +251,10 @@ struct _UnkeyedDecodingContainer: UnkeyedDecodingContainer {
         return true
     }
 
-    mutating func decode(_ type: Bool.Type) throws -> Bool { let p = elementPath; return try decoder.bool(next(type), p) }
-    mutating func decode(_ type: String.Type) throws -> String { let p = elementPath; return try decoder.string(next(type), p) }
-    mutating func decode(_ type: Double.Type) throws -> Double { let p = elementPath; return try decoder.double(next(type), p) }
-    mutating func decode(_ type: Float.Type) throws -> Float { let p = elementPath; return try decoder.float(next(type), p) }
+    mutating func decode(_ type: Bool.Type) throws -> Bool { let p = elementPath; return try unretainedDecoder._withUnsafeGuaranteedRef { try $0.bool(next(type), p) } }
+    mutating func decode(_ type: String.Type) throws -> String { let p = elementPath; return try unretainedDecoder._withUnsafeGuaranteedRef { try $0.string(next(type), p) } }
+    mutating func decode(_ type: Double.Type) throws -> Double { let p = elementPath; return try unretainedDecoder._withUnsafeGuaranteedRef { try $0.double(next(type), p) } }
+    mutating func decode(_ type: Float.Type) throws -> Float { let p = elementPath; return try unretainedDecoder._withUnsafeGuaranteedRef { try $0.float(next(type), p) } }
     mutating func decode(_ type: Int.Type) throws -> Int { try integer() }
     mutating func decode(_ type: Int8.Type) throws -> Int8 { try integer() }
     mutating func decode(_ type: Int16.Type) throws -> Int16 { try integer() }
@@ -261,14 +266,14 @@ struct _UnkeyedDecodingContainer: UnkeyedDecodingContainer {
     mutating func decode(_ type: UInt32.Type) throws -> UInt32 { try integer() }
     mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try integer() }
 
-    private mutating func integer<T: FixedWidthInteger>() throws(DecodingError) -> T {
+    private mutating func integer<T: FixedWidthInteger>() throws -> T {
         let p = elementPath
-        return try decoder.integer(T.self, next(T.self), p)
+        return try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(T.self, next(T.self), p) }
     }
 
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
         let p = elementPath
-        return try decoder.decodeValue(type, from: next(type), path: p)
+        return try unretainedDecoder._withUnsafeGuaranteedRef { try $0.decodeValue(type, from: next(type), path: p) }
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
@@ -289,28 +294,34 @@ struct _UnkeyedDecodingContainer: UnkeyedDecodingContainer {
 
 /// The single-value container of the current object.
 struct _SingleValueDecodingContainer: SingleValueDecodingContainer {
-    unowned(unsafe) let decoder: _MessagePackDecoder
+    let unretainedDecoder: Unmanaged<_MessagePackDecoder>  // unretained: see _KeyedDecodingContainer
     let object: msgpack_object
     let path: _CodingPathNode
+
+    init(decoder: _MessagePackDecoder, object: msgpack_object, path: _CodingPathNode) {
+        self.unretainedDecoder = Unmanaged.passUnretained(decoder)
+        self.object = object
+        self.path = path
+    }
 
     var codingPath: [any CodingKey] { path.path }
 
     func decodeNil() -> Bool { object.type == MSGPACK_OBJECT_NIL }
-    func decode(_ type: Bool.Type) throws -> Bool { try decoder.bool(object, path) }
-    func decode(_ type: String.Type) throws -> String { try decoder.string(object, path) }
-    func decode(_ type: Double.Type) throws -> Double { try decoder.double(object, path) }
-    func decode(_ type: Float.Type) throws -> Float { try decoder.float(object, path) }
-    func decode(_ type: Int.Type) throws -> Int { try decoder.integer(type, object, path) }
-    func decode(_ type: Int8.Type) throws -> Int8 { try decoder.integer(type, object, path) }
-    func decode(_ type: Int16.Type) throws -> Int16 { try decoder.integer(type, object, path) }
-    func decode(_ type: Int32.Type) throws -> Int32 { try decoder.integer(type, object, path) }
-    func decode(_ type: Int64.Type) throws -> Int64 { try decoder.integer(type, object, path) }
-    func decode(_ type: UInt.Type) throws -> UInt { try decoder.integer(type, object, path) }
-    func decode(_ type: UInt8.Type) throws -> UInt8 { try decoder.integer(type, object, path) }
-    func decode(_ type: UInt16.Type) throws -> UInt16 { try decoder.integer(type, object, path) }
-    func decode(_ type: UInt32.Type) throws -> UInt32 { try decoder.integer(type, object, path) }
-    func decode(_ type: UInt64.Type) throws -> UInt64 { try decoder.integer(type, object, path) }
-    func decode<T: Decodable>(_ type: T.Type) throws -> T { try decoder.decodeValue(type, from: object, path: path) }
+    func decode(_ type: Bool.Type) throws -> Bool { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.bool(object, path) } }
+    func decode(_ type: String.Type) throws -> String { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.string(object, path) } }
+    func decode(_ type: Double.Type) throws -> Double { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.double(object, path) } }
+    func decode(_ type: Float.Type) throws -> Float { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.float(object, path) } }
+    func decode(_ type: Int.Type) throws -> Int { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(type, object, path) } }
+    func decode(_ type: Int8.Type) throws -> Int8 { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(type, object, path) } }
+    func decode(_ type: Int16.Type) throws -> Int16 { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(type, object, path) } }
+    func decode(_ type: Int32.Type) throws -> Int32 { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(type, object, path) } }
+    func decode(_ type: Int64.Type) throws -> Int64 { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(type, object, path) } }
+    func decode(_ type: UInt.Type) throws -> UInt { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(type, object, path) } }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(type, object, path) } }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(type, object, path) } }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(type, object, path) } }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.integer(type, object, path) } }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T { try unretainedDecoder._withUnsafeGuaranteedRef { try $0.decodeValue(type, from: object, path: path) } }
 }
 
 extension _MessagePackDecoder {
