@@ -108,6 +108,73 @@ struct KeptContainerTests {
         }
     }
 
+    /// Keeps the `Encoder` it is given, or its container, for use after its value.
+    final class Grab {
+        var encoder: (any Encoder)?
+        var container: KeyedEncodingContainer<Leaky.Keys>?
+    }
+
+    /// Keeps its encoder and its container, then, as a parent, uses a kept child's
+    /// container once the child is finished (the call still running).
+    struct Grabbing: Encodable {
+        enum Keys: String, CodingKey { case child, other }
+        var grab: Grab
+        var isParent = false
+
+        func encode(to encoder: any Encoder) throws {
+            if isParent {
+                var container = encoder.container(keyedBy: Keys.self)
+                try container.encode(Grabbing(grab: grab), forKey: .child)
+                var kept = grab.container!
+                var nested = kept.nestedContainer(keyedBy: Keys.self, forKey: .more)
+                try? nested.encode(1, forKey: .other)
+                var unkeyed = kept.nestedUnkeyedContainer(forKey: .more)
+                _ = unkeyed.nestedContainer(keyedBy: Keys.self)
+                _ = unkeyed.nestedUnkeyedContainer()
+                _ = unkeyed.superEncoder()
+                var superUnkeyed = kept.superEncoder(forKey: .more).unkeyedContainer()
+                _ = superUnkeyed.nestedUnkeyedContainer()
+            } else {
+                grab.encoder = encoder
+                var container = encoder.container(keyedBy: Leaky.Keys.self)
+                try container.encode(1, forKey: .id)
+                grab.container = container
+            }
+        }
+    }
+
+    @Test("a finished value's container, nested into within the call, throws and writes nothing")
+    func nestedIntoAFinishedValue() throws {
+        let encoder = MessagePackEncoder()
+        #expect { try encoder.encode(Grabbing(grab: Grab(), isParent: true)) } throws: { Self.isStale($0) }
+        #expect(try MessagePackValue(bytes: encoder.encode(Leaky(id: 3))) == ["id": 3])
+    }
+
+    @Test("an Encoder kept past its call hands out containers that throw, also once its encoder is gone")
+    func encoderKeptPastItsCall() throws {
+        let grab = Grab()
+        var encoder: MessagePackEncoder? = MessagePackEncoder()
+        _ = try encoder!.encode(Grabbing(grab: grab))
+        var container = grab.encoder!.container(keyedBy: Leaky.Keys.self)
+        var unkeyed = grab.encoder!.unkeyedContainer()
+        encoder = nil
+        grab.encoder = nil  // the last reference to the call's encoder
+        #expect(throws: EncodingError.self) { try container.encode(2, forKey: .id) }
+        #expect(throws: EncodingError.self) { try unkeyed.encode(2) }
+        var nested = unkeyed.nestedContainer(keyedBy: Leaky.Keys.self)
+        #expect(throws: EncodingError.self) { try nested.encode(2, forKey: .id) }
+        var deeper = unkeyed.nestedUnkeyedContainer()
+        _ = deeper.nestedUnkeyedContainer()
+        #expect(throws: EncodingError.self) { try deeper.encode(2) }
+        // A container kept from the value, nested into after the call.
+        var kept = grab.container!
+        var keptUnkeyed = kept.nestedUnkeyedContainer(forKey: .more)
+        _ = keptUnkeyed.nestedContainer(keyedBy: Leaky.Keys.self)
+        var superUnkeyed = kept.superEncoder().unkeyedContainer()
+        _ = superUnkeyed.nestedUnkeyedContainer()
+        #expect(throws: EncodingError.self) { try keptUnkeyed.encode(1) }
+    }
+
     @Test("structs as arrays: a reused container follows the encoder's option in each call")
     func reusedFollowsOptions() throws {
         let encoder = MessagePackEncoder()

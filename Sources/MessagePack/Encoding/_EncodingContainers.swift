@@ -89,13 +89,13 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         keyedBy keyType: NestedKey.Type, forKey key: Key
     ) -> KeyedEncodingContainer<NestedKey> {
         guard state.isLive else { return _MessagePackEncoder.detached().staleKeyedContainer(keyType) }
-        let child = nestedEntry(key, kind: asArray ? .array : .map)
+        guard let child = nestedEntry(key, kind: asArray ? .array : .map) else { return encoder.staleKeyedContainer(keyType) }
         return encoder.keyedContainer(NestedKey.self, for: child)
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
         guard state.isLive else { return _UnkeyedContainer(encoder: .detached(), index: 0, serial: -1) }
-        let child = nestedEntry(key, kind: .array)
+        guard let child = nestedEntry(key, kind: .array) else { return _UnkeyedContainer(encoder: encoder, index: 0, serial: -1) }
         return _UnkeyedContainer(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
 
@@ -109,14 +109,17 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
 
     private mutating func _superEncoder(key: some CodingKey) -> any Encoder {
         guard state.isLive else { return _SuperEncoder(encoder: .detached(), index: 0, serial: -1) }
-        let child = nestedEntry(key, kind: .slot)
+        guard let child = nestedEntry(key, kind: .slot) else { return _SuperEncoder(encoder: encoder, index: 0, serial: -1) }
         return _SuperEncoder(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
 
-    /// Writes the key now and opens an entry that is spliced in right after it.
-    private mutating func nestedEntry(_ key: some CodingKey, kind: _MessagePackEncoder.Kind) -> Int {
+    /// Writes the key now and opens an entry that is spliced in right after it; nil
+    /// if this container's value is finished (the misuse is then thrown by the next
+    /// write or when the value finishes, and the caller hands out a container whose
+    /// every write throws).
+    private mutating func nestedEntry(_ key: some CodingKey, kind: _MessagePackEncoder.Kind) -> Int? {
         let index = state.index
-        _ = encoder.checkLater(index, state.serial)
+        guard encoder.checkLater(index, state.serial) else { return nil }
         let out = encoder.buffer(index)
         if !asArray { encoder.encodeKey(key, into: out) }
         encoder.entries[index].count += 1
@@ -167,22 +170,26 @@ struct _UnkeyedContainer: UnkeyedEncodingContainer {
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
-        let child = nestedEntry(kind: encoder.structsAsArrays ? .array : .map)
+        guard let child = nestedEntry(kind: encoder.structsAsArrays ? .array : .map) else {
+            return encoder.staleKeyedContainer(keyType)
+        }
         return encoder.keyedContainer(NestedKey.self, for: child)
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
-        let child = nestedEntry(kind: .array)
+        guard let child = nestedEntry(kind: .array) else { return _UnkeyedContainer(encoder: encoder, index: 0, serial: -1) }
         return _UnkeyedContainer(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
 
     mutating func superEncoder() -> any Encoder {
-        let child = nestedEntry(kind: .slot)
+        guard let child = nestedEntry(kind: .slot) else { return _SuperEncoder(encoder: encoder, index: 0, serial: -1) }
         return _SuperEncoder(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
 
-    private mutating func nestedEntry(kind: _MessagePackEncoder.Kind) -> Int {
-        _ = encoder.checkLater(index, serial)
+    /// Opens an entry for the next element; nil if this container's value is
+    /// finished (see `_KeyedContainer.nestedEntry`).
+    private mutating func nestedEntry(kind: _MessagePackEncoder.Kind) -> Int? {
+        guard encoder.checkLater(index, serial) else { return nil }
         let path = elementPath(count)
         encoder.entries[index].count += 1
         return encoder.push(parent: index, offset: encoder.buffer(index).count, kind: kind, path: path)

@@ -6,6 +6,9 @@ final class _KeyedContainerState {
     /// counted reference back would keep the encoder for ever. A container that
     /// outlives its call reads `isLive` (false) and never the encoder.
     let encoder: Unmanaged<_MessagePackEncoder>
+    /// Counted, for a state the encoder does not keep (its slots are full): such a
+    /// state stays live, and its container, if kept, is stopped by its serial.
+    private let keepsEncoder: _MessagePackEncoder?
     @exclusivity(unchecked) var index: Int
     @exclusivity(unchecked) var serial: Int
     /// The buffer the entry writes in (fixed for its life), held to spare a lookup per field.
@@ -15,8 +18,9 @@ final class _KeyedContainerState {
     /// True from when the container is handed out until its `encode` call returns.
     @exclusivity(unchecked) var isLive: Bool
 
-    init(encoder: _MessagePackEncoder, index: Int, serial: Int, out: _Packer, isLive: Bool) {
+    init(encoder: _MessagePackEncoder, index: Int, serial: Int, out: _Packer, isLive: Bool, keepsEncoder: Bool = false) {
         self.encoder = Unmanaged.passUnretained(encoder)
+        self.keepsEncoder = keepsEncoder ? encoder : nil
         (self.index, self.serial, self.out, self.isLive) = (index, serial, out, isLive)
         asArray = encoder.structsAsArrays
     }
@@ -46,40 +50,37 @@ struct _KeyedContainers {
     /// Each slot's box, in memory addressed directly: its reference count must be
     /// read in place (through an Array's accessors the check saw a copy, never unique).
     private var boxes = _EntryStack<AnyObject>(capacity: 4)
-    /// States handed out this call beyond `capacity`, marked dead when it ends.
-    private var strays: [_KeyedContainerState] = []
     /// Boxes kept at most: as many as a program's nested struct types, with room for recursion.
     private static var capacity: Int { 64 }
 
-    /// A container for entry `index`: a kept box that nothing else holds, or a new one.
+    /// A container for entry `index`: a kept box that nothing else holds, or a new
+    /// one. `isLive` is false outside a call (an `Encoder` kept by an `encode(to:)`
+    /// and used after it): that container throws on every use.
     mutating func container<Key: CodingKey>(
-        keyedBy _: Key.Type, encoder: _MessagePackEncoder, index: Int, serial: Int, out: _Packer
+        keyedBy _: Key.Type, encoder: _MessagePackEncoder, index: Int, serial: Int, out: _Packer, isLive: Bool
     ) -> KeyedEncodingContainer<Key> {
         let key = ObjectIdentifier(Key.self)
         for slot in 0..<slots.count where slots[slot].key == key && boxes.isUnique(slot) {
             let state = slots[slot].state
-            (state.index, state.serial, state.out, state.isLive) = (index, serial, out, true)
+            (state.index, state.serial, state.out, state.isLive) = (index, serial, out, isLive)
             state.asArray = encoder.structsAsArrays
             return unsafeBitCast(boxes[slot], to: KeyedEncodingContainer<Key>.self)
         }
-        let state = _KeyedContainerState(encoder: encoder, index: index, serial: serial, out: out, isLive: true)
+        let kept = slots.count < Self.capacity && Self.layoutIsOneReference(Key.self)
+        let state = _KeyedContainerState(
+            encoder: encoder, index: index, serial: serial, out: out, isLive: isLive, keepsEncoder: !kept)
         let container = KeyedEncodingContainer(_KeyedContainer<Key>(state: state))
-        if slots.count < Self.capacity && Self.layoutIsOneReference(Key.self) {
+        if kept {
             slots.append(Slot(key: key, state: state))
             boxes.append(unsafeBitCast(container, to: AnyObject.self))
-        } else {
-            strays.append(state)
         }
         return container
     }
 
-    /// The call is over: no container it handed out may reach the encoder any more.
+    /// The call is over: no container it handed out from a slot may reach the
+    /// encoder any more.
     mutating func endCall() {
         for slot in 0..<slots.count { slots[slot].state.isLive = false }
-        if !strays.isEmpty {
-            for state in strays { state.isLive = false }
-            strays.removeAll()
-        }
     }
 
     /// Frees the kept boxes; the owner calls it once, from its `deinit`.

@@ -64,6 +64,9 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
     private let scratch = _Packer.make()
     /// Keyed containers handed out, to be handed out again (kept across calls).
     @exclusivity(unchecked) private var keyedContainers = _KeyedContainers()
+    /// True while `encodeTopLevel` runs: a container asked for outside it (of an
+    /// `Encoder` kept past its call) is handed out dead.
+    @exclusivity(unchecked) private var inCall = false
     @exclusivity(unchecked) private var nextSerial = 0
     /// The entry of the value whose `encode(to:)` is running.
     @exclusivity(unchecked) private(set) var current = 0
@@ -119,7 +122,8 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
     /// A keyed container of entry `index`, which is a map or array already.
     func keyedContainer<Key: CodingKey>(_: Key.Type, for index: Int) -> KeyedEncodingContainer<Key> {
         keyedContainers.container(
-            keyedBy: Key.self, encoder: self, index: index, serial: entries[index].serial, out: buffer(index))
+            keyedBy: Key.self, encoder: self, index: index, serial: entries[index].serial, out: buffer(index),
+            isLive: inCall)
     }
 
     /// A keyed container whose every use throws, for a super encoder whose value is finished.
@@ -282,7 +286,11 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
     /// Encodes one value and hands `body` the buffer holding its bytes.
     func encodeTopLevel<T: Encodable, R>(_ value: T, _ body: (_Packer) throws -> R) throws -> R {
         entries.removeAll()
-        defer { keyedContainers.endCall() }
+        inCall = true
+        defer {
+            inCall = false
+            keyedContainers.endCall()
+        }
 
         ownBuffers = 0
         if hasDeferredError { deferredError = nil }
