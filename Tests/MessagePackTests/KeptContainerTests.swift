@@ -157,6 +157,12 @@ struct KeptContainerTests {
         _ = try encoder!.encode(Grabbing(grab: grab))
         var container = grab.encoder!.container(keyedBy: Leaky.Keys.self)
         var unkeyed = grab.encoder!.unkeyedContainer()
+        var single = grab.encoder!.singleValueContainer()
+        #expect(throws: EncodingError.self) { try single.encode(2) }
+        // The next call does not share the kept encoder: what it writes is its own.
+        #expect(try MessagePackValue(bytes: encoder!.encode(Leaky(id: 4))) == ["id": 4])
+        #expect(throws: EncodingError.self) { try container.encode(2, forKey: .id) }
+        #expect(try MessagePackValue(bytes: encoder!.encode(Leaky(id: 5))) == ["id": 5])
         encoder = nil
         grab.encoder = nil  // the last reference to the call's encoder
         #expect(throws: EncodingError.self) { try container.encode(2, forKey: .id) }

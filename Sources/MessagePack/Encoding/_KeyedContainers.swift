@@ -7,7 +7,8 @@ final class _KeyedContainerState {
     /// outlives its call reads `isLive` (false) and never the encoder.
     let encoder: Unmanaged<_MessagePackEncoder>
     /// Counted, for a state the encoder does not keep (its slots are full): such a
-    /// state stays live, and its container, if kept, is stopped by its serial.
+    /// state stays live, and its container, if kept, is stopped by its serial. An
+    /// encoder so held is not reused by another call (`MessagePackEncoder.withEncoded`).
     private let keepsEncoder: _MessagePackEncoder?
     @exclusivity(unchecked) var index: Int
     @exclusivity(unchecked) var serial: Int
@@ -80,7 +81,8 @@ struct _KeyedContainers {
     /// The call is over: no container it handed out from a slot may reach the
     /// encoder any more.
     mutating func endCall() {
-        for slot in 0..<slots.count { slots[slot].state.isLive = false }
+        // Written only where it changes: a kept box's state may be read by its holder.
+        for slot in 0..<slots.count where slots[slot].state.isLive { slots[slot].state.isLive = false }
     }
 
     /// Frees the kept boxes; the owner calls it once, from its `deinit`.

@@ -113,7 +113,11 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
 
     // MARK: Containers of an entry (also used by super encoders)
 
+    // Outside a call (an `Encoder` kept by an `encode(to:)` and used after it) every
+    // container is handed out stale: its writes throw.
+
     func container<Key: CodingKey>(keyedBy type: Key.Type, at index: Int) -> KeyedEncodingContainer<Key> {
+        guard inCall else { return staleKeyedContainer(type) }
         let kind: Kind = structsAsArrays ? .array : .map
         claim(index, as: kind, for: "a keyed container")
         return keyedContainer(Key.self, for: index)
@@ -139,11 +143,13 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
     }
 
     func unkeyedContainer(at index: Int) -> any UnkeyedEncodingContainer {
+        guard inCall else { return _UnkeyedContainer(encoder: self, index: 0, serial: -1) }
         claim(index, as: .array, for: "an unkeyed container")
         return _UnkeyedContainer(encoder: self, index: index, serial: entries[index].serial)
     }
 
     func singleValueContainer(at index: Int) -> any SingleValueEncodingContainer {
+        guard inCall else { return _SingleValueContainer(encoder: self, index: 0, serial: -1) }
         claim(index, as: .single, for: "a single value container")
         return _SingleValueContainer(encoder: self, index: index, serial: entries[index].serial)
     }
