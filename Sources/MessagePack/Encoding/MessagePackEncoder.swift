@@ -110,14 +110,15 @@ public final class MessagePackEncoder: Sendable {
     /// call: the caller copies them where it needs them (behind a frame header, say)
     /// without an array in between.
     package func withEncoded<T: Encodable, R>(_ value: T, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        var encoder = storage.take()
+        let encoder = storage.take()
         let result = try encoder.encodeTopLevel(value) { try body($0.bytes) }
         // Kept with its buffers for the next call, unless they grew large, or
         // something the call handed out still holds it (an `Encoder` or container
         // kept by an `encode(to:)`): the next call, maybe on another thread, must
-        // not share it with them.
-        if isKnownUniquelyReferenced(&encoder) && encoder.retainedCapacity <= Self.retainedCapacityLimit {
-            storage.giveBack(encoder)
+        // not share it with them. (Moved, not copied: a copy is a retain.)
+        var kept = consume encoder
+        if isKnownUniquelyReferenced(&kept) && kept.retainedCapacity <= Self.retainedCapacityLimit {
+            storage.giveBack(consume kept)
         }
         return result
     }
