@@ -1,4 +1,5 @@
-/// The encoder's stack of entries, in memory it manages itself.
+/// A stack in memory it manages itself: the encoder's entries, and the keyed
+/// container boxes it keeps (whose reference counts are read in place).
 ///
 /// Every field a container writes bumps its entry's count. In a Swift array that
 /// is a uniqueness check and a possible copy on every field; here it is a store.

@@ -37,7 +37,8 @@ final class _KeyedContainerState {
 /// reused only when nothing else holds it (`isKnownUniquelyReferenced`), so a
 /// container kept past its value keeps its own state and still throws on use.
 /// Measured with callgrind on a 5-field struct: 5,567 instructions an encode
-/// before, 5,029 after (the container's own metadata is still looked up once).
+/// without this cache, 5,029 with it (the container's own metadata is still
+/// looked up once per struct).
 ///
 /// The box is kept as the one reference a `KeyedEncodingContainer` is made of
 /// (its `_box`); `layoutIsOneReference` checks that before anything is kept.

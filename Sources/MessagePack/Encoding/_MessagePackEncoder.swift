@@ -130,7 +130,8 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
             isLive: inCall)
     }
 
-    /// A keyed container whose every use throws, for a super encoder whose value is finished.
+    /// A keyed container whose every use throws: a stale super encoder's, a finished
+    /// value's nested one, or one asked for outside a call.
     func staleKeyedContainer<Key: CodingKey>(_: Key.Type) -> KeyedEncodingContainer<Key> {
         KeyedEncodingContainer(_KeyedContainer<Key>(state: _KeyedContainerState(
             encoder: self, index: 0, serial: -1, out: scratch, isLive: false)))
