@@ -94,8 +94,8 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        guard state.isLive else { return _UnkeyedContainer(encoder: .detached(), index: 0, serial: -1) }
-        guard let child = nestedEntry(key, kind: .array) else { return _UnkeyedContainer(encoder: encoder, index: 0, serial: -1) }
+        guard state.isLive else { return _MessagePackEncoder.detached().staleUnkeyedContainer() }
+        guard let child = nestedEntry(key, kind: .array) else { return encoder.staleUnkeyedContainer() }
         return _UnkeyedContainer(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
 
@@ -108,8 +108,8 @@ struct _KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 
     private mutating func _superEncoder(key: some CodingKey) -> any Encoder {
-        guard state.isLive else { return _SuperEncoder(encoder: .detached(), index: 0, serial: -1) }
-        guard let child = nestedEntry(key, kind: .slot) else { return _SuperEncoder(encoder: encoder, index: 0, serial: -1) }
+        guard state.isLive else { return _MessagePackEncoder.detached().staleSuperEncoder() }
+        guard let child = nestedEntry(key, kind: .slot) else { return encoder.staleSuperEncoder() }
         return _SuperEncoder(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
 
@@ -177,12 +177,12 @@ struct _UnkeyedContainer: UnkeyedEncodingContainer {
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
-        guard let child = nestedEntry(kind: .array) else { return _UnkeyedContainer(encoder: encoder, index: 0, serial: -1) }
+        guard let child = nestedEntry(kind: .array) else { return encoder.staleUnkeyedContainer() }
         return _UnkeyedContainer(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
 
     mutating func superEncoder() -> any Encoder {
-        guard let child = nestedEntry(kind: .slot) else { return _SuperEncoder(encoder: encoder, index: 0, serial: -1) }
+        guard let child = nestedEntry(kind: .slot) else { return encoder.staleSuperEncoder() }
         return _SuperEncoder(encoder: encoder, index: child, serial: encoder.entries[child].serial)
     }
 
@@ -266,10 +266,10 @@ final class _SuperEncoder: Encoder {
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        live() ? encoder.unkeyedContainer(at: index) : _UnkeyedContainer(encoder: encoder, index: index, serial: -1)
+        live() ? encoder.unkeyedContainer(at: index) : encoder.staleUnkeyedContainer()
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
-        live() ? encoder.singleValueContainer(at: index) : _SingleValueContainer(encoder: encoder, index: index, serial: -1)
+        live() ? encoder.singleValueContainer(at: index) : encoder.staleSingleValueContainer()
     }
 }

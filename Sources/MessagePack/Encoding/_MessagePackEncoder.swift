@@ -130,11 +130,25 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
             isLive: inCall)
     }
 
-    /// A keyed container whose every use throws: a stale super encoder's, a finished
-    /// value's nested one, or one asked for outside a call.
+    // Containers and a super encoder whose every use throws: a stale super
+    // encoder's, a finished value's nested ones, or those asked for outside a call.
+    // Serial -1 names no entry (serials start at 1).
+
     func staleKeyedContainer<Key: CodingKey>(_: Key.Type) -> KeyedEncodingContainer<Key> {
         KeyedEncodingContainer(_KeyedContainer<Key>(state: _KeyedContainerState(
             encoder: self, index: 0, serial: -1, out: scratch, isLive: false)))
+    }
+
+    func staleUnkeyedContainer() -> any UnkeyedEncodingContainer {
+        _UnkeyedContainer(encoder: self, index: 0, serial: -1)
+    }
+
+    func staleSingleValueContainer() -> any SingleValueEncodingContainer {
+        _SingleValueContainer(encoder: self, index: 0, serial: -1)
+    }
+
+    func staleSuperEncoder() -> any Encoder {
+        _SuperEncoder(encoder: self, index: 0, serial: -1)
     }
 
     /// An encoder of its own with no entries, for a container whose call is over:
@@ -144,13 +158,13 @@ final class _MessagePackEncoder: Encoder, _ReusableCoder {
     }
 
     func unkeyedContainer(at index: Int) -> any UnkeyedEncodingContainer {
-        guard inCall else { return _UnkeyedContainer(encoder: self, index: 0, serial: -1) }
+        guard inCall else { return staleUnkeyedContainer() }
         claim(index, as: .array, for: "an unkeyed container")
         return _UnkeyedContainer(encoder: self, index: index, serial: entries[index].serial)
     }
 
     func singleValueContainer(at index: Int) -> any SingleValueEncodingContainer {
-        guard inCall else { return _SingleValueContainer(encoder: self, index: 0, serial: -1) }
+        guard inCall else { return staleSingleValueContainer() }
         claim(index, as: .single, for: "a single value container")
         return _SingleValueContainer(encoder: self, index: index, serial: entries[index].serial)
     }
